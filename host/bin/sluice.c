@@ -1,0 +1,366 @@
+/* sluice - the operator CLI: ingest a capture, look up orders and trades, replay events,
+ * verify checksums, show statistics. Every subcommand takes --data DIR right after its name.
+ * Parses options, calls libsluice, prints.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sluice.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: sluice COMMAND --data DIR [args]\n"
+		"  sluice ingest --data DIR FILE [--port P] [--accel MODE] [--no-sync] [--quiet]\n"
+		"        ingest a pcap (MoldUDP64 over UDP) or a NASDAQ raw ITCH file\n"
+		"  sluice get --data DIR order LOCATE REF [--json]\n"
+		"  sluice get --data DIR trade MATCH [--json]\n"
+		"  sluice get --data DIR stock LOCATE [--json]\n"
+		"  sluice replay --data DIR --from SEQ [--count N] [--json]\n"
+		"  sluice verify --data DIR\n"
+		"  sluice stats --data DIR [--json]\n"
+		"  sluice version\n");
+}
+
+static int parse_u64(const char *s, uint64_t *v)
+{
+	char *end;
+	errno = 0;
+	unsigned long long x = strtoull(s, &end, 10);
+	if (!s[0] || *end || errno || s[0] == '-') {
+		fprintf(stderr, "sluice: not a number: %s\n", s);
+		return -1;
+	}
+	*v = x;
+	return 0;
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Common: `--data DIR` right after the command name; the rest is returned in argc/argv. */
+static int take_data(int *argc, char ***argv, const char **dir)
+{
+	if (*argc < 3 || strcmp((*argv)[1], "--data")) {
+		fprintf(stderr, "sluice %s: --data DIR must come right after the command\n",
+			(*argv)[0]);
+		return -1;
+	}
+	*dir = (*argv)[2];
+	*argc -= 3;
+	*argv += 3;
+	return 0;
+}
+
+static int has_flag(int argc, char **argv, const char *flag)
+{
+	for (int i = 0; i < argc; i++)
+		if (!strcmp(argv[i], flag))
+			return 1;
+	return 0;
+}
+
+static int open_ro(const char *dir, struct sl_db **db)
+{
+	struct sl_options o;
+	sl_options_init(&o);
+	o.data_dir = dir;
+	o.flags = SL_OPEN_RDONLY;
+	int r = sl_db_open(&o, db);
+	if (r < 0)
+		fprintf(stderr, "sluice: opening %s: %s\n", dir, sl_strerror(r));
+	return r;
+}
+
+struct bar {
+	uint64_t t0, last;
+	int tty, quiet;
+};
+
+static void on_progress(void *arg, const struct sl_ingest_progress *p)
+{
+	struct bar *b = arg;
+	uint64_t now = mono_ns();
+	if (b->quiet || (!p->done && now - b->last < 200000000ull))
+		return;
+	b->last = now;
+	double frac = p->bytes_total ? (double)p->bytes_done / (double)p->bytes_total : 1.0;
+	int width = 30, fill = (int)(frac * width);
+	char bar[64];
+	for (int i = 0; i < width; i++)
+		bar[i] = i < fill ? '#' : '.';
+	bar[width] = 0;
+	double secs = (double)(now - b->t0) / 1e9;
+	fprintf(stderr, "%s[%s] %5.1f%% %" PRIu64 " records %.0f/s%s", b->tty ? "\r" : "", bar,
+		frac * 100, p->records, secs > 0 ? (double)p->records / secs : 0.0,
+		b->tty && !p->done ? "" : "\n");
+}
+
+static int cmd_ingest(int argc, char **argv)
+{
+	const char *dir, *file = NULL;
+	if (take_data(&argc, &argv, &dir))
+		return 2;
+	struct sl_options o;
+	sl_options_init(&o);
+	o.data_dir = dir;
+	o.flags = SL_OPEN_CREATE;
+	uint64_t port = 0;
+	int quiet = 0;
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--port") && i + 1 < argc) {
+			if (parse_u64(argv[++i], &port) || port > 65535)
+				return 2;
+		} else if (!strcmp(argv[i], "--accel") && i + 1 < argc) {
+			o.accel = argv[++i];
+		} else if (!strcmp(argv[i], "--no-sync")) {
+			o.flags |= SL_OPEN_NO_SYNC;
+		} else if (!strcmp(argv[i], "--quiet")) {
+			quiet = 1;
+		} else if (argv[i][0] != '-' && !file) {
+			file = argv[i];
+		} else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!file) {
+		usage(stderr);
+		return 2;
+	}
+	struct sl_db *db;
+	int r = sl_db_open(&o, &db);
+	if (r < 0) {
+		fprintf(stderr, "sluice: opening %s: %s\n", dir, sl_strerror(r));
+		return 1;
+	}
+	struct sl_stats s0, s;
+	sl_db_stats(db, &s0);
+	struct bar b = { .t0 = mono_ns(), .tty = isatty(2), .quiet = quiet };
+	int rc = 0;
+	r = sl_db_ingest_file(db, file, (uint16_t)port, on_progress, &b);
+	if (r < 0) {
+		fprintf(stderr, "sluice: ingesting %s: %s\n", file, sl_strerror(r));
+		rc = 1;
+	}
+	sl_db_sync(db);
+	int w = sl_db_wait_durable(db, sl_db_last_seq(db), -1);
+	double secs = (double)(mono_ns() - b.t0) / 1e9;
+	sl_db_stats(db, &s);
+	uint64_t n = s.messages - s0.messages;
+	printf("ingested %s: %" PRIu64 " messages in %.3f s (%.0f msg/s durable), packets %" PRIu64
+	       ", gaps %" PRIu64 " (%" PRIu64 " messages lost), duplicates %" PRIu64
+	       ", unknown %" PRIu64 ", bad length %" PRIu64 ", durable seq %" PRIu64 "\n",
+	       file, n, secs, secs > 0 ? (double)n / secs : 0.0, s.packets, s.gaps_detected,
+	       s.lost_messages, s.duplicates, s.messages_unknown, s.messages_bad_length,
+	       s.durable_seq);
+	if (w < 0) {
+		fprintf(stderr, "sluice: sync: %s\n", sl_strerror(w));
+		rc = 1;
+	}
+	if ((r = sl_db_close(db)) < 0) {
+		fprintf(stderr, "sluice: closing: %s\n", sl_strerror(r));
+		rc = 1;
+	}
+	return rc;
+}
+
+static int cmd_get(int argc, char **argv)
+{
+	const char *dir;
+	if (take_data(&argc, &argv, &dir))
+		return 2;
+	int json = has_flag(argc, argv, "--json") ? SL_FORMAT_JSON : 0;
+	if (json)
+		argc--; /* --json is last or absent in every valid form below */
+	uint64_t a = 0, b = 0;
+	if (argc == 3 && !strcmp(argv[0], "order")) {
+		if (parse_u64(argv[1], &a) || parse_u64(argv[2], &b) || a > 65535)
+			return 2;
+	} else if (argc == 2 && (!strcmp(argv[0], "trade") || !strcmp(argv[0], "stock"))) {
+		if (parse_u64(argv[1], &a) || (argv[0][0] == 's' && a > 65535))
+			return 2;
+	} else {
+		usage(stderr);
+		return 2;
+	}
+	struct sl_db *db;
+	if (open_ro(dir, &db) < 0)
+		return 1;
+	char line[2048];
+	int r;
+	if (argv[0][0] == 'o') {
+		struct sl_order ord;
+		r = sl_db_get_order(db, (uint16_t)a, b, &ord);
+		if (!r)
+			sl_order_format(&ord, json, line, sizeof(line));
+	} else if (argv[0][0] == 't') {
+		struct sl_trade t;
+		r = sl_db_get_trade(db, a, &t);
+		if (!r)
+			sl_trade_format(&t, json, line, sizeof(line));
+	} else {
+		struct sl_stock st;
+		r = sl_db_get_stock(db, (uint16_t)a, &st);
+		if (!r)
+			snprintf(line, sizeof(line),
+				 json ? "{\"locate\":%u,\"stock\":\"%s\",\"market_category\":\"%c\","
+					"\"round_lot_size\":%u,\"trading_state\":\"%c\"}"
+				      : "stock %u %s category %c round lot %u state %c",
+				 st.locate, st.stock, st.market_category, st.round_lot_size,
+				 st.trading_state);
+	}
+	sl_db_close(db);
+	if (r == SL_ENOTFOUND) {
+		fprintf(stderr, "sluice: %s not found\n", argv[0]);
+		return 1;
+	}
+	if (r < 0) {
+		fprintf(stderr, "sluice: %s\n", sl_strerror(r));
+		return 1;
+	}
+	puts(line);
+	return 0;
+}
+
+static int cmd_replay(int argc, char **argv)
+{
+	const char *dir;
+	if (take_data(&argc, &argv, &dir))
+		return 2;
+	uint64_t from = 1, cnt = UINT64_MAX;
+	int json = 0;
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--from") && i + 1 < argc) {
+			if (parse_u64(argv[++i], &from))
+				return 2;
+		} else if (!strcmp(argv[i], "--count") && i + 1 < argc) {
+			if (parse_u64(argv[++i], &cnt))
+				return 2;
+		} else if (!strcmp(argv[i], "--json")) {
+			json = SL_FORMAT_JSON;
+		} else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	struct sl_db *db;
+	if (open_ro(dir, &db) < 0)
+		return 1;
+	struct sl_iter *it;
+	int r = sl_iter_open(db, from, &it);
+	char line[2048];
+	uint64_t n = 0;
+	while (r == 0 && n < cnt) {
+		struct sl_event ev;
+		r = sl_iter_next(it, &ev);
+		if (r)
+			break;
+		sl_event_format(&ev, json, line, sizeof(line));
+		puts(line);
+		n++;
+	}
+	sl_iter_close(it);
+	sl_db_close(db);
+	if (r && r != SL_EEND) {
+		fprintf(stderr, "sluice: replay stopped after %" PRIu64 " events: %s\n", n,
+			sl_strerror(r));
+		return 1;
+	}
+	return 0;
+}
+
+static int cmd_verify(int argc, char **argv)
+{
+	const char *dir;
+	if (take_data(&argc, &argv, &dir))
+		return 2;
+	if (argc) {
+		usage(stderr);
+		return 2;
+	}
+	char path[4096];
+	uint64_t off = 0, records = 0, torn = 0;
+	int r = sl_verify(dir, path, sizeof(path), &off, &records, &torn);
+	if (r < 0) {
+		if (path[0])
+			printf("verify: FAILED: %s at offset %" PRIu64 ": %s\n", path, off,
+			       sl_strerror(r));
+		else
+			printf("verify: FAILED: %s: %s\n", dir, sl_strerror(r));
+		return 1;
+	}
+	printf("verify: ok: %" PRIu64 " records, every CRC32C matches", records);
+	if (torn)
+		printf(" (torn tail of %" PRIu64 " bytes after the last record, repaired at next "
+		       "open)", torn);
+	printf("\n");
+	return 0;
+}
+
+static int cmd_stats(int argc, char **argv)
+{
+	const char *dir;
+	if (take_data(&argc, &argv, &dir))
+		return 2;
+	int json = 0;
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--json")) {
+			json = SL_FORMAT_JSON;
+		} else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	struct sl_db *db;
+	if (open_ro(dir, &db) < 0)
+		return 1;
+	struct sl_stats s;
+	sl_db_stats(db, &s);
+	sl_db_close(db);
+	char buf[8192];
+	sl_stats_format(&s, json, buf, sizeof(buf));
+	puts(buf);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	const char *cmd = argv[1];
+	argc--;
+	argv++;
+	if (!strcmp(cmd, "ingest"))
+		return cmd_ingest(argc, argv);
+	if (!strcmp(cmd, "get"))
+		return cmd_get(argc, argv);
+	if (!strcmp(cmd, "replay"))
+		return cmd_replay(argc, argv);
+	if (!strcmp(cmd, "verify"))
+		return cmd_verify(argc, argv);
+	if (!strcmp(cmd, "stats"))
+		return cmd_stats(argc, argv);
+	if (!strcmp(cmd, "version")) {
+		printf("sluice %s\n", sl_version());
+		return 0;
+	}
+	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help")) {
+		usage(stdout);
+		return 0;
+	}
+	fprintf(stderr, "sluice: unknown command %s\n", cmd);
+	usage(stderr);
+	return 2;
+}

@@ -1,0 +1,219 @@
+/* sluiced - the appliance daemon: recovers the store in --data, then feeds it from the UDP
+ * front end (--udp) and/or a capture file (--replay), printing progress, until SIGTERM/SIGINT
+ * (or the end of the session with --exit-at-end). Parses options, calls libsluice, prints.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sluice.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: sluiced --data DIR [--udp HOST:PORT] [--replay FILE] [options]\n"
+		"  --data DIR            store directory (created if missing)\n"
+		"  --udp HOST:PORT       receive MoldUDP64 on this address (multicast groups join)\n"
+		"  --replay FILE         ingest a pcap or NASDAQ raw ITCH file first\n"
+		"  --port P              with --replay of a pcap: only datagrams to UDP port P\n"
+		"  --rerequest HOST:PORT the feed's MoldUDP64 rewinder (gap re-requests)\n"
+		"  --gap-timeout-ms MS   give up on an unfilled gap after MS (default 5000)\n"
+		"  --segment-mb N        log segment size (default 64)\n"
+		"  --rcvbuf BYTES        socket receive buffer\n"
+		"  --accel MODE          cpu | auto (default auto)\n"
+		"  --exit-at-end         exit once end-of-session arrived and every gap is closed\n"
+		"  --idle-exit-ms MS     exit after MS without datagrams (0 = never)\n"
+		"  --stats-ms MS         progress line interval (default 1000, 0 = none)\n"
+		"  --no-sync             never fdatasync (measurement only: not durable)\n"
+		"  --quiet               no progress lines\n");
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void progress_line(struct sl_db *db, uint64_t t0, uint64_t base)
+{
+	struct sl_stats s;
+	sl_db_stats(db, &s);
+	double secs = (double)(mono_ns() - t0) / 1e9;
+	fprintf(stderr,
+		"sluiced: %.1fs messages %" PRIu64 " (%.0f/s) durable %" PRIu64 " gaps %" PRIu64
+		"/%" PRIu64 " filled, %" PRIu64 " lost, dup %" PRIu64 " orders open %" PRIu64 "\n",
+		secs, s.messages - base, secs > 0 ? (double)(s.messages - base) / secs : 0.0,
+		s.durable_seq, s.gaps_filled, s.gaps_detected, s.gaps_lost, s.duplicates,
+		s.orders_open);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "data", required_argument, NULL, 'd' },
+		{ "udp", required_argument, NULL, 'u' },
+		{ "replay", required_argument, NULL, 'r' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "rerequest", required_argument, NULL, 'R' },
+		{ "gap-timeout-ms", required_argument, NULL, 'g' },
+		{ "segment-mb", required_argument, NULL, 's' },
+		{ "rcvbuf", required_argument, NULL, 'b' },
+		{ "accel", required_argument, NULL, 'a' },
+		{ "exit-at-end", no_argument, NULL, 'e' },
+		{ "idle-exit-ms", required_argument, NULL, 'i' },
+		{ "stats-ms", required_argument, NULL, 'S' },
+		{ "no-sync", no_argument, NULL, 'n' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	struct sl_options o;
+	sl_options_init(&o);
+	o.flags |= SL_OPEN_CREATE;
+	const char *udp = NULL, *replay = NULL;
+	unsigned long port = 0, rcvbuf = 0, idle_exit_ms = 0, stats_ms = 1000;
+	int exit_at_end = 0, quiet = 0, c;
+	char *end;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		unsigned long v = 0;
+		if (optarg && strchr("pgsbiS", c)) {
+			v = strtoul(optarg, &end, 10);
+			if (*end || !optarg[0]) {
+				fprintf(stderr, "sluiced: not a number: %s\n", optarg);
+				return 2;
+			}
+		}
+		switch (c) {
+		case 'd': o.data_dir = optarg; break;
+		case 'u': udp = optarg; break;
+		case 'r': replay = optarg; break;
+		case 'p': port = v; break;
+		case 'R': o.rerequest_addr = optarg; break;
+		case 'g': o.gap_give_up_ms = (uint32_t)v; break;
+		case 's': o.wal_segment_bytes = (uint64_t)v << 20; break;
+		case 'b': rcvbuf = v; break;
+		case 'a': o.accel = optarg; break;
+		case 'e': exit_at_end = 1; break;
+		case 'i': idle_exit_ms = v; break;
+		case 'S': stats_ms = v; break;
+		case 'n': o.flags |= SL_OPEN_NO_SYNC; break;
+		case 'q': quiet = 1; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (!o.data_dir || optind != argc || (!udp && !replay) || port > 65535) {
+		usage(stderr);
+		return 2;
+	}
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+
+	struct sl_db *db;
+	uint64_t t0 = mono_ns();
+	int r = sl_db_open(&o, &db);
+	if (r < 0) {
+		fprintf(stderr, "sluiced: opening %s: %s\n", o.data_dir, sl_strerror(r));
+		return 1;
+	}
+	struct sl_stats s;
+	sl_db_stats(db, &s);
+	fprintf(stderr,
+		"sluiced: %s recovered %" PRIu64 " records in %.3f s (torn tail %" PRIu64
+		" bytes); durable seq %" PRIu64 "\n",
+		o.data_dir, s.recovered_records, (double)s.recovery_ns / 1e9,
+		s.recovery_torn_bytes, s.durable_seq);
+	uint64_t base = s.messages;
+	int rc = 0;
+	t0 = mono_ns();
+	if (replay) {
+		r = sl_db_ingest_file(db, replay, (uint16_t)port, NULL, NULL);
+		if (r < 0) {
+			fprintf(stderr, "sluiced: replaying %s: %s\n", replay, sl_strerror(r));
+			rc = 1;
+		}
+	}
+	struct sl_udp *u = NULL;
+	if (udp && !rc) {
+		r = sl_udp_open(udp, (uint32_t)rcvbuf, &u);
+		if (r < 0) {
+			fprintf(stderr, "sluiced: listening on %s: %s\n", udp, sl_strerror(r));
+			rc = 1;
+		} else if (!quiet) {
+			fprintf(stderr, "sluiced: listening on %s%s%s\n", udp,
+				o.rerequest_addr ? ", re-requests to " : "",
+				o.rerequest_addr ? o.rerequest_addr : "");
+		}
+	}
+	uint64_t last_stats = mono_ns(), last_rx = mono_ns();
+	while (u && !stop_requested) {
+		r = sl_udp_pump(u, db, 50);
+		if (r < 0) {
+			fprintf(stderr, "sluiced: %s\n", sl_strerror(r));
+			rc = 1;
+			break;
+		}
+		uint64_t now = mono_ns();
+		if (r > 0)
+			last_rx = now;
+		if (!quiet && stats_ms && now - last_stats >= stats_ms * 1000000ull) {
+			progress_line(db, t0, base);
+			last_stats = now;
+		}
+		if (exit_at_end) {
+			sl_db_stats(db, &s);
+			if (s.session_ended)
+				break;
+		}
+		if (idle_exit_ms && now - last_rx >= idle_exit_ms * 1000000ull)
+			break;
+	}
+	/* Shutdown: everything received is made durable before we say goodbye. */
+	sl_db_sync(db);
+	r = sl_db_wait_durable(db, sl_db_last_seq(db), 10ll * 1000000000);
+	if (r < 0) {
+		fprintf(stderr, "sluiced: final sync: %s\n", sl_strerror(r));
+		rc = 1;
+	}
+	if (!quiet || rc)
+		progress_line(db, t0, base);
+	sl_db_stats(db, &s);
+	double secs = (double)(mono_ns() - t0) / 1e9;
+	printf("sluiced: summary: session %s, %" PRIu64 " messages in %.2f s (%.0f msg/s), durable "
+	       "seq %" PRIu64 ", packets %" PRIu64 ", duplicates %" PRIu64 ", gaps %" PRIu64
+	       " detected / %" PRIu64 " filled / %" PRIu64 " lost, re-requests %" PRIu64
+	       ", orders %" PRIu64 " (%" PRIu64 " open), trades %" PRIu64 "\n",
+	       s.session[0] ? s.session : "-", s.messages - base, secs,
+	       secs > 0 ? (double)(s.messages - base) / secs : 0.0, s.durable_seq, s.packets,
+	       s.duplicates, s.gaps_detected, s.gaps_filled, s.gaps_lost, s.rerequests_sent,
+	       s.orders, s.orders_open, s.trades);
+	if (u) {
+		struct sl_udp_stats us;
+		sl_udp_get_stats(u, &us);
+		printf("sluiced: udp: %" PRIu64 " datagrams in %" PRIu64 " recvmmsg batches, kernel "
+		       "drops %" PRIu64 "\n",
+		       us.datagrams, us.batches, us.kernel_drops);
+	}
+	sl_udp_close(u);
+	r = sl_db_close(db);
+	if (r < 0) {
+		fprintf(stderr, "sluiced: closing: %s\n", sl_strerror(r));
+		rc = 1;
+	}
+	return rc;
+}

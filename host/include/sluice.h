@@ -1,0 +1,375 @@
+/* sluice.h - the one public header of libsluice: ingest NASDAQ TotalView-ITCH 5.0 over
+ * MoldUDP64, make it durable, query it, replay it. A gateway links libsluice.a or libsluice.so
+ * and this header and nothing else.
+ *
+ * Conventions (every function below follows them unless its comment says otherwise):
+ *  - 0 on success, a negative errno or a negative SL_E* code on failure; sl_strerror() names both.
+ *  - Handles are opaque. Destructors accept NULL.
+ *  - Structs passed in carry a `version` field: set it with the matching *_init() function so
+ *    the library can grow the struct without breaking callers built against an older header.
+ *  - Thread safety: one writer (append) thread per database; any number of reader threads may
+ *    call the get/iterate/stats functions concurrently with it.
+ */
+#ifndef SLUICE_H
+#define SLUICE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(SL_BUILDING_LIBRARY)
+#define SL_API __attribute__((visibility("default")))
+#else
+#define SL_API
+#endif
+
+#define SL_VERSION_MAJOR 0
+#define SL_VERSION_MINOR 1
+#define SL_VERSION_PATCH 0
+
+/* Project error codes: all below -4095 so they never collide with -errno. */
+#define SL_ERRORS(X)                                                                          \
+	X(SL_ECORRUPT, -5000, "data corrupt (checksum or format mismatch)")                    \
+	X(SL_ENOTFOUND, -5001, "not found")                                                    \
+	X(SL_EBADMSG, -5002, "malformed message")                                              \
+	X(SL_EUNKNOWN, -5003, "unknown message type")                                          \
+	X(SL_EGAP, -5004, "sequence gap")                                                      \
+	X(SL_ESESSION, -5005, "packet belongs to another MoldUDP64 session")                   \
+	X(SL_EVERSION, -5006, "unsupported format or struct version")                          \
+	X(SL_ECONFIG, -5007, "invalid option or configuration value")                          \
+	X(SL_ELOCKED, -5008, "data directory is locked by another process")                    \
+	X(SL_ERDONLY, -5009, "database is open read-only")                                     \
+	X(SL_ETIMEDOUT, -5010, "timed out")                                                    \
+	X(SL_EORDER, -5011, "sequence not increasing")                                         \
+	X(SL_EFAILED, -5012, "database failed earlier (I/O error); reopen to recover")         \
+	X(SL_EEND, -5013, "end of stream")
+
+enum sl_error {
+#define SL_ERR_ENUM(name, value, text) name = value,
+	SL_ERRORS(SL_ERR_ENUM)
+#undef SL_ERR_ENUM
+};
+
+/* A human-readable text for any return code of this library (SL_E* or -errno). The string is
+ * static. Thread-safe. */
+SL_API const char *sl_strerror(int err);
+
+/* "0.1.0". Static string. */
+SL_API const char *sl_version(void);
+
+/* ---- Options ------------------------------------------------------------------------------ */
+
+#define SL_OPTIONS_VERSION 1
+
+enum sl_open_flags {
+	SL_OPEN_CREATE = 1 << 0,   /* create the data directory if it is missing */
+	SL_OPEN_RDONLY = 1 << 1,   /* read-only: no lock, no repair, no appends */
+	SL_OPEN_NO_SYNC = 1 << 2,  /* never fdatasync (tests and benchmarks of the CPU path only) */
+};
+
+struct sl_options {
+	uint32_t version;          /* SL_OPTIONS_VERSION */
+	uint32_t flags;            /* enum sl_open_flags */
+	const char *data_dir;      /* required; copied at open */
+	uint64_t wal_segment_bytes;     /* preallocated size of one log segment (default 64 MiB) */
+	uint32_t commit_interval_us;    /* linger before a group commit, to gather more appends
+					   (default 0: commit as soon as the last one finished,
+					   which batches naturally under load) */
+	uint32_t commit_max_bytes;      /* commit early when this much is buffered (default 4 MiB) */
+	uint64_t wal_buffer_bytes;      /* in-memory log buffer; appends wait when it is full
+					   (back-pressure, counted; default 64 MiB) */
+	const char *rerequest_addr;     /* "HOST:PORT" of the feed's rewinder, or NULL for none */
+	uint32_t rerequest_timeout_us;  /* resend a re-request not answered within this (50 ms) */
+	uint32_t gap_give_up_ms;        /* declare a gap lost after this long (default 5000 ms);
+					   a lost gap is logged as a GAP record and counted */
+	uint32_t reorder_buffer_packets; /* out-of-order packets held while a gap fills (4096) */
+	const char *accel;              /* "cpu" (the only backend of this release) or "auto" */
+};
+
+/* Fill *o with defaults and the current version. */
+SL_API void sl_options_init(struct sl_options *o);
+
+/* ---- Database ----------------------------------------------------------------------------- */
+
+struct sl_db;
+
+/* Open (and recover) the store in o->data_dir: replays the log, verifies every record's CRC,
+ * truncates a torn tail (reported in stats and on stderr), and rebuilds the in-memory state.
+ * A corrupt record in the middle of the log fails the open with SL_ECORRUPT and a message on
+ * stderr naming the segment file and offset. Unless SL_OPEN_RDONLY, takes an exclusive lock on
+ * the directory (SL_ELOCKED if another process holds it) and starts the group-commit thread.
+ * On success *out owns everything; release it with sl_db_close(). */
+SL_API int sl_db_open(const struct sl_options *o, struct sl_db **out);
+
+/* Flush and sync everything appended, stop the threads, release the lock, free the handle.
+ * Accepts NULL. Returns the first I/O error seen while syncing, else 0. Not concurrent with
+ * any other call on the same handle. */
+SL_API int sl_db_close(struct sl_db *db);
+
+/* One received MoldUDP64 packet: bytes (not copied beyond the call), length, receive time in
+ * nanoseconds (CLOCK_REALTIME; 0 = now). */
+struct sl_packet {
+	const void *data;
+	uint32_t len;
+	uint64_t rx_ns;
+};
+
+/* Append a batch of raw MoldUDP64 packets (downstream format). The session tracker delivers
+ * messages in sequence order, drops duplicates, buffers packets that arrive early, detects gaps
+ * and sends re-requests to o->rerequest_addr; every delivered message is logged (its raw bytes,
+ * its MoldUDP64 sequence, its receive time) and applied to the state. Malformed packets and
+ * messages are counted (sl_stats) and never abort the batch. Returns 0 or a fatal error
+ * (I/O failure, SL_ERDONLY). Writer thread only. */
+SL_API int sl_db_append_packets(struct sl_db *db, const struct sl_packet *pkts, size_t n);
+
+/* One ITCH message that did not come through MoldUDP64 (a gateway's own stream, a NASDAQ
+ * binary file). */
+struct sl_msg {
+	const void *data;
+	uint16_t len;
+	uint64_t rx_ns;  /* 0 = now */
+};
+
+/* Append a batch of raw ITCH 5.0 messages. They take the sequences last+1 .. last+n; the last
+ * is stored in *last_seq when that is not NULL. Writer thread only. */
+SL_API int sl_db_append_messages(struct sl_db *db, const struct sl_msg *msgs, size_t n,
+				 uint64_t *last_seq);
+
+/* Highest sequence appended (may not be durable yet). Thread-safe. */
+SL_API uint64_t sl_db_last_seq(struct sl_db *db);
+
+/* Highest sequence durable on disk (fdatasync done). Thread-safe, lock-free. */
+SL_API uint64_t sl_db_durable_seq(struct sl_db *db);
+
+/* Wait until sl_db_durable_seq() >= seq. timeout_ns < 0 waits forever. Returns 0,
+ * SL_ETIMEDOUT, or the I/O error that stopped the log. Thread-safe. */
+SL_API int sl_db_wait_durable(struct sl_db *db, uint64_t seq, int64_t timeout_ns);
+
+/* Ask the log to commit what is buffered now instead of at the next interval. Thread-safe. */
+SL_API void sl_db_sync(struct sl_db *db);
+
+/* ---- State queries ------------------------------------------------------------------------ */
+
+enum sl_order_status {
+	SL_ORDER_OPEN = 0,       /* resting, maybe partially executed */
+	SL_ORDER_EXECUTED = 1,   /* fully executed */
+	SL_ORDER_CANCELLED = 2,  /* cancelled down to zero shares */
+	SL_ORDER_DELETED = 3,    /* deleted (D) */
+	SL_ORDER_REPLACED = 4,   /* replaced (U) by replaced_by */
+};
+
+/* Name of a status ("open", "executed", ...). Static string. */
+SL_API const char *sl_order_status_name(int status);
+
+#define SL_ORDER_VERSION 1
+
+struct sl_order {
+	uint32_t version;       /* SL_ORDER_VERSION, set by the library */
+	uint16_t locate;        /* ITCH stock locate */
+	char side;              /* 'B' or 'S' */
+	uint8_t status;         /* enum sl_order_status */
+	uint64_t ref;           /* ITCH order reference number */
+	char stock[9];          /* symbol, space padded as on the wire, NUL terminated */
+	char mpid[5];           /* attribution for F messages, else "" */
+	uint32_t price;         /* ITCH Price(4): 4 implied decimals */
+	uint32_t shares;        /* remaining shares */
+	uint32_t orig_shares;   /* shares when added (or when it replaced another) */
+	uint32_t executed_shares;
+	uint32_t cancelled_shares;
+	uint64_t replaced_by;   /* new reference number when status == SL_ORDER_REPLACED */
+	uint64_t replaces;      /* the reference number this order replaced, else 0 */
+	uint64_t added_ts;      /* ITCH timestamp, ns since midnight */
+	uint64_t updated_ts;
+	uint64_t added_seq;     /* log sequence of the message that created it */
+	uint64_t updated_seq;   /* log sequence of the last message that changed it */
+};
+
+/* Look an order up by (stock locate, order reference number). Returns 0 and fills *out, or
+ * SL_ENOTFOUND. Thread-safe; sees every message applied so far (possibly not yet durable). */
+SL_API int sl_db_get_order(struct sl_db *db, uint16_t locate, uint64_t ref, struct sl_order *out);
+
+#define SL_TRADE_VERSION 1
+
+enum sl_trade_kind {
+	SL_TRADE_EXECUTION = 'E',  /* order executed (E) */
+	SL_TRADE_EXEC_PRICE = 'C', /* order executed with price (C) */
+	SL_TRADE_NONCROSS = 'P',   /* non-displayed trade (P) */
+	SL_TRADE_CROSS = 'Q',      /* cross trade (Q) */
+};
+
+struct sl_trade {
+	uint32_t version;       /* SL_TRADE_VERSION */
+	uint16_t locate;
+	char kind;              /* enum sl_trade_kind */
+	char side;              /* 'B'/'S' for E/C/P, ' ' for crosses */
+	uint64_t match;         /* ITCH match number */
+	uint64_t ref;           /* order reference number, 0 for crosses */
+	char stock[9];
+	char cross_type;        /* Q only */
+	uint8_t printable;      /* 'Y'/'N' for C, 'Y' otherwise */
+	uint8_t broken;         /* 1 once a Broken Trade (B) named it */
+	uint64_t shares;
+	uint32_t price;         /* ITCH Price(4) */
+	uint64_t ts;            /* ITCH timestamp, ns since midnight */
+	uint64_t seq;           /* log sequence */
+};
+
+/* Look a trade up by match number. 0 or SL_ENOTFOUND. Thread-safe. */
+SL_API int sl_db_get_trade(struct sl_db *db, uint64_t match, struct sl_trade *out);
+
+#define SL_STOCK_VERSION 1
+
+struct sl_stock {
+	uint32_t version;
+	uint16_t locate;
+	char stock[9];
+	char market_category;
+	char financial_status;
+	uint32_t round_lot_size;
+	char trading_state;     /* from H: 'H','P','Q','T'; 'T' until told otherwise */
+	uint64_t seq;
+};
+
+/* Look a stock directory entry up by locate. 0 or SL_ENOTFOUND. Thread-safe. */
+SL_API int sl_db_get_stock(struct sl_db *db, uint16_t locate, struct sl_stock *out);
+
+/* ---- Replay ------------------------------------------------------------------------------- */
+
+enum sl_event_kind {
+	SL_EVENT_MESSAGE = 1,   /* an ITCH message as it arrived */
+	SL_EVENT_GAP = 2,       /* sequences [seq, seq + gap_count) were lost and given up on */
+};
+
+struct sl_event {
+	uint64_t seq;           /* log sequence (the MoldUDP64 sequence for packet ingest) */
+	uint64_t rx_ns;         /* receive time */
+	uint32_t kind;          /* enum sl_event_kind */
+	uint32_t len;           /* payload length */
+	uint64_t gap_count;     /* SL_EVENT_GAP only */
+	const uint8_t *data;    /* the raw ITCH message; valid until the next sl_iter_next/close */
+};
+
+struct sl_iter;
+
+/* Iterate logged events with sequence >= from_seq, in order, up to the durable sequence at the
+ * time of each call to sl_iter_next (read-only databases: up to the end of the log). The
+ * iterator reads the log files, so it works for any retained sequence. Owned by the caller:
+ * release with sl_iter_close(). One iterator is used by one thread at a time. */
+SL_API int sl_iter_open(struct sl_db *db, uint64_t from_seq, struct sl_iter **out);
+
+/* 0 and *ev filled, SL_EEND when no further event is durable yet, SL_ECORRUPT on a bad record
+ * (named on stderr), or -errno. */
+SL_API int sl_iter_next(struct sl_iter *it, struct sl_event *ev);
+
+SL_API void sl_iter_close(struct sl_iter *it);
+
+enum sl_format_flags {
+	SL_FORMAT_JSON = 1 << 0,
+};
+
+/* Render an event (decoded ITCH fields by name) as one line of text or one JSON object, no
+ * trailing newline. Returns the length it needed (like snprintf); the output is truncated but
+ * NUL terminated when that is >= cap. Thread-safe. */
+SL_API int sl_event_format(const struct sl_event *ev, int flags, char *buf, size_t cap);
+
+/* Render an order / trade as one line or one JSON object, as sl_event_format. */
+SL_API int sl_order_format(const struct sl_order *o, int flags, char *buf, size_t cap);
+SL_API int sl_trade_format(const struct sl_trade *t, int flags, char *buf, size_t cap);
+
+/* ---- Front ends ----------------------------------------------------------------------------- */
+
+/* Drive the MoldUDP64 session's timers: read the rewinder's replies (they come back to the
+ * re-request socket), resend unanswered requests, give up on gaps older than gap_give_up_ms.
+ * Front ends call it when idle and whenever sl_db_poll_fd() is readable. Writer thread only. */
+SL_API int sl_db_tick(struct sl_db *db);
+
+/* The re-request socket to poll for readability, or -1 when there is none. */
+SL_API int sl_db_poll_fd(struct sl_db *db);
+
+/* Declare every open gap lost now (logging GAP records) and deliver what was buffered behind
+ * them: the end of a capture file, or shutdown. Writer thread only. */
+SL_API int sl_db_close_gaps(struct sl_db *db);
+
+struct sl_udp;
+
+/* A UDP front end bound to addr ("HOST:PORT"; a multicast group address joins the group on
+ * INADDR_ANY). rcvbuf_bytes sets SO_RCVBUF when nonzero. 0, SL_ECONFIG, or -errno. */
+SL_API int sl_udp_open(const char *addr, uint32_t rcvbuf_bytes, struct sl_udp **out);
+
+/* Wait at most timeout_ms for datagrams, receive a batch with recvmmsg (up to 64), append them
+ * with sl_db_append_packets, and drive sl_db_tick. Returns the number of datagrams appended
+ * (0 on a timeout) or a fatal error. Writer thread only. */
+SL_API int sl_udp_pump(struct sl_udp *u, struct sl_db *db, int timeout_ms);
+
+struct sl_udp_stats {
+	uint64_t datagrams, bytes, batches, kernel_drops; /* kernel_drops: SO_RXQ_OVFL */
+};
+SL_API void sl_udp_get_stats(const struct sl_udp *u, struct sl_udp_stats *out);
+SL_API void sl_udp_close(struct sl_udp *u);
+
+struct sl_ingest_progress {
+	uint64_t bytes_done, bytes_total;  /* of the capture file */
+	uint64_t records;                  /* packets (pcap) or messages (raw) read */
+	int done;                          /* 1 on the last call */
+};
+
+/* Ingest a capture file: a pcap of MoldUDP64 datagrams (only those to dst_port when nonzero;
+ * their capture time becomes the receive time) or a NASDAQ raw file of length-prefixed ITCH
+ * messages (sequences continue from the last one). Gaps still open at the end of a pcap are
+ * closed with sl_db_close_gaps. progress (may be NULL) is called every ~64k records and at the
+ * end. 0, SL_EBADMSG (a damaged capture: everything before the damage is ingested and the
+ * position is named on stderr), or a fatal error. Writer thread only. */
+SL_API int sl_db_ingest_file(struct sl_db *db, const char *path, uint16_t dst_port,
+			     void (*progress)(void *arg, const struct sl_ingest_progress *p),
+			     void *arg);
+
+/* ---- Statistics --------------------------------------------------------------------------- */
+
+#define SL_STATS_VERSION 1
+
+struct sl_stats {
+	uint32_t version;            /* set by the library */
+	uint64_t last_seq, durable_seq;
+	/* MoldUDP64 */
+	uint64_t packets, packets_bad, heartbeats, end_of_session, packets_other_session;
+	uint64_t messages_delivered, duplicates, gaps_detected, gap_messages, gaps_filled,
+		gaps_lost, lost_messages, rerequests_sent, packets_reordered, reorder_overflow;
+	uint64_t session_ended;      /* 1 once end-of-session arrived and all before it is in */
+	/* ITCH */
+	uint64_t messages, messages_unknown, messages_bad_length;
+	uint64_t msg_by_type[128];   /* indexed by the ITCH type letter */
+	/* State */
+	uint64_t orders, orders_open, trades, stocks, orders_missing; /* missing: E/X/D/U for an
+								 order never seen */
+	/* Log */
+	uint64_t wal_segments, wal_bytes, wal_commits, wal_syncs, wal_records;
+	uint64_t wal_backpressure_waits, wal_io_errors;
+	uint64_t recovered_records, recovery_torn_bytes, recovery_ns;
+	char session[11];            /* current MoldUDP64 session, NUL terminated */
+};
+
+/* Snapshot of the counters. Thread-safe; counters are read without a global lock, so fields
+ * may be from instants microseconds apart. */
+SL_API int sl_db_stats(struct sl_db *db, struct sl_stats *out);
+
+/* Render stats as readable lines or one JSON object. As sl_event_format. */
+SL_API int sl_stats_format(const struct sl_stats *s, int flags, char *buf, size_t cap);
+
+/* ---- Verification ------------------------------------------------------------------------- */
+
+/* Check every record of every log segment in dir without opening the database. Returns 0 when
+ * all is sound; otherwise SL_ECORRUPT (or -errno) and, when path/off are not NULL, the first bad
+ * file's path (copied into path, cap bytes) and byte offset. A torn tail after the last good
+ * record of the newest segment counts as sound (it is what a crash leaves) and is reported in
+ * *torn_bytes. */
+SL_API int sl_verify(const char *dir, char *path, size_t cap, uint64_t *off, uint64_t *records,
+		     uint64_t *torn_bytes);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SLUICE_H */

@@ -1,0 +1,563 @@
+/* db.c - the engine: open = lock the directory and recover (log replay into the memtable);
+ * append = MoldUDP64 sequencing, ITCH decoding, one log append per batch, then the state; plus
+ * queries, replay cursors and statistics. db sits on top: it may call every module below it
+ * (os, accel, wal through the log seam, memtable, itch, mold), and none of them calls up.
+ */
+#include <arpa/inet.h>
+#include <ck_pr.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "accel.h"
+#include "db.h"
+#include "itch.h"
+#include "log.h"
+#include "memtable.h"
+#include "mold.h"
+#include "os.h"
+#include "sluice.h"
+#include "wal.h"
+
+#define BATCH 256
+
+struct sl_db {
+	struct sl_options opt;
+	char dir[4096];
+	const struct sl_os *os;
+	struct sl_accel *accel;
+	struct sl_log log;
+	int log_open;
+	struct sl_memtable *mt;
+	struct sl_mold *mold;
+	int lock_fd;
+	int rdonly;
+	int source;              /* 0 none yet, 1 packets, 2 messages */
+	int rr_fd;               /* re-request socket (connected to the rewinder), or -1 */
+
+	uint64_t last_seq;       /* ck_pr */
+	/* Counters: written by the writer with ck_pr stores, read by anyone. */
+	uint64_t messages, unknown, bad_length, by_type[128], missed_applies;
+
+	/* Writer scratch: one batch at a time. */
+	struct sl_log_rec recs[BATCH];
+	struct sl_itch_msg msgs[BATCH];
+	int ok[BATCH];
+};
+
+static void count(uint64_t *c)
+{
+	ck_pr_store_64(c, *c + 1);
+}
+
+SL_API void sl_options_init(struct sl_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->version = SL_OPTIONS_VERSION;
+	o->wal_segment_bytes = 64ull << 20;
+	o->commit_interval_us = 0;
+	o->commit_max_bytes = 4u << 20;
+	o->wal_buffer_bytes = 64ull << 20;
+	o->rerequest_timeout_us = 50000;
+	o->gap_give_up_ms = 5000;
+	o->reorder_buffer_packets = 4096;
+	o->accel = "auto";
+}
+
+/* ---- Decode and apply --------------------------------------------------------------------- */
+
+/* Decode one message and count it. Returns 1 when it decoded (msg filled). */
+static int decode_counted(struct sl_db *db, const uint8_t *p, size_t len, struct sl_itch_msg *msg)
+{
+	int r = sl__itch_decode(p, len, msg);
+	count(&db->messages);
+	if (r == 0) {
+		count(&db->by_type[msg->type & 127]);
+		return 1;
+	}
+	if (r == SL_EUNKNOWN)
+		count(&db->unknown);
+	else
+		count(&db->bad_length);
+	return 0;
+}
+
+static int apply_decoded(struct sl_db *db, const struct sl_itch_msg *msg, uint64_t seq)
+{
+	int r = sl__memtable_apply(db->mt, msg, seq);
+	if (r < 0) {
+		/* The message is in the log already; the state lags until a reopen replays it. */
+		count(&db->missed_applies);
+		fprintf(stderr, "sluice: db: applying seq %" PRIu64 ": %s\n", seq,
+			sl_strerror(r));
+	}
+	return r;
+}
+
+/* Log and apply n <= BATCH messages that already carry their sequences. */
+static int log_and_apply(struct sl_db *db, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct sl_log_rec *r = &db->recs[i];
+		db->ok[i] = decode_counted(db, r->data, r->len, &db->msgs[i]);
+		r->type = db->ok[i] ? SL_LOG_MSG : SL_LOG_BAD;
+	}
+	int rc = db->log.ops->append_batch(db->log.impl, db->recs, n);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < n; i++)
+		if (db->ok[i] && (rc = apply_decoded(db, &db->msgs[i], db->recs[i].seq)) < 0)
+			return rc;
+	ck_pr_store_64(&db->last_seq, db->recs[n - 1].seq);
+	return 0;
+}
+
+static int mold_deliver(void *arg, const struct sl_mold_msg *msgs, size_t n)
+{
+	struct sl_db *db = arg;
+	while (n) {
+		size_t k = n < BATCH ? n : BATCH;
+		for (size_t i = 0; i < k; i++) {
+			db->recs[i] = (struct sl_log_rec){
+				.seq = msgs[i].seq,
+				.rx_ns = msgs[i].rx_ns,
+				.data = msgs[i].data,
+				.len = msgs[i].len,
+			};
+		}
+		int r = log_and_apply(db, k);
+		if (r < 0)
+			return r;
+		msgs += k;
+		n -= k;
+	}
+	return 0;
+}
+
+static void mold_request(void *arg, const uint8_t *pkt, size_t len)
+{
+	struct sl_db *db = arg;
+	if (db->rr_fd >= 0 && send(db->rr_fd, pkt, len, MSG_DONTWAIT) < 0 && errno != EAGAIN)
+		fprintf(stderr, "sluice: db: sending a re-request: %s\n", strerror(errno));
+}
+
+static int mold_lost(void *arg, uint64_t first, uint64_t n, uint64_t now_ns)
+{
+	struct sl_db *db = arg;
+	uint8_t payload[8];
+	for (int i = 0; i < 8; i++)
+		payload[i] = (uint8_t)(n >> (8 * i));
+	struct sl_log_rec rec = {
+		.seq = first, .rx_ns = now_ns, .data = payload, .len = 8, .type = SL_LOG_GAP
+	};
+	fprintf(stderr, "sluice: db: gave up on sequences %" PRIu64 "..%" PRIu64
+		" (%" PRIu64 " messages): logged as a gap\n", first, first + n - 1, n);
+	int r = db->log.ops->append_batch(db->log.impl, &rec, 1);
+	if (r == 0)
+		ck_pr_store_64(&db->last_seq, first);
+	return r;
+}
+
+/* ---- Recovery ----------------------------------------------------------------------------- */
+
+static int recover_rec(void *arg, const struct sl_log_rec *rec)
+{
+	struct sl_db *db = arg;
+	if (rec->type == SL_LOG_MSG) {
+		struct sl_itch_msg msg;
+		if (decode_counted(db, rec->data, rec->len, &msg)) {
+			int r = sl__memtable_apply(db->mt, &msg, rec->seq);
+			if (r < 0)
+				return r;
+		}
+	} else if (rec->type == SL_LOG_BAD) {
+		struct sl_itch_msg msg;
+		decode_counted(db, rec->data, rec->len, &msg);
+	}
+	db->last_seq = rec->seq;
+	return 0;
+}
+
+/* ---- Open / close ------------------------------------------------------------------------- */
+
+static int open_rerequest(struct sl_db *db, const char *addr)
+{
+	char host[256];
+	const char *colon = strrchr(addr, ':');
+	if (!colon || colon == addr || (size_t)(colon - addr) >= sizeof(host) || !colon[1])
+		return SL_ECONFIG;
+	memcpy(host, addr, (size_t)(colon - addr));
+	host[colon - addr] = 0;
+	struct addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_DGRAM }, *ai;
+	if (getaddrinfo(host, colon + 1, &hints, &ai))
+		return SL_ECONFIG;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int r = fd < 0 ? -errno : 0;
+	if (!r && connect(fd, ai->ai_addr, ai->ai_addrlen) < 0)
+		r = -errno;
+	freeaddrinfo(ai);
+	if (r) {
+		if (fd >= 0)
+			close(fd);
+		return r;
+	}
+	db->rr_fd = fd;
+	return 0;
+}
+
+static int check_options(const struct sl_options *o)
+{
+	if (!o || o->version < 1 || o->version > SL_OPTIONS_VERSION)
+		return SL_EVERSION;
+	if (!o->data_dir || !o->data_dir[0])
+		return SL_ECONFIG;
+	if (o->wal_segment_bytes && o->wal_segment_bytes < SL_WAL_MIN_SEGMENT)
+		return SL_ECONFIG;
+	return 0;
+}
+
+int sl__db_open_os(const struct sl_options *o, const struct sl_os *os, struct sl_db **out)
+{
+	int r = check_options(o);
+	if (r)
+		return r;
+	struct sl_db *db = sl__os_calloc(os, sizeof(*db));
+	if (!db)
+		return -ENOMEM;
+	db->opt = *o;
+	db->os = os;
+	db->lock_fd = -1;
+	db->rr_fd = -1;
+	db->rdonly = !!(o->flags & SL_OPEN_RDONLY);
+	if ((size_t)snprintf(db->dir, sizeof(db->dir), "%s", o->data_dir) >= sizeof(db->dir) - 64) {
+		r = -ENAMETOOLONG;
+		goto out_free;
+	}
+	if (!db->rdonly) {
+		if (o->flags & SL_OPEN_CREATE) {
+			r = os->ops->mkdir(os->ctx, db->dir, 0755);
+			if (r < 0 && r != -EEXIST)
+				goto out_free;
+		}
+		char lock[4200];
+		snprintf(lock, sizeof(lock), "%s/LOCK", db->dir);
+		db->lock_fd = os->ops->lock(os->ctx, lock);
+		if (db->lock_fd < 0) {
+			r = db->lock_fd;
+			goto out_free;
+		}
+	}
+	if ((r = sl__accel_open(o->accel, &db->accel)) < 0)
+		goto out_free;
+	if ((r = sl__memtable_new(os, &db->mt)) < 0)
+		goto out_free;
+	struct sl_wal_config wc = {
+		.dir = db->dir,
+		.segment_bytes = o->wal_segment_bytes,
+		.buffer_bytes = o->wal_buffer_bytes,
+		.commit_interval_us = o->commit_interval_us,
+		.commit_max_bytes = o->commit_max_bytes,
+		.rdonly = db->rdonly,
+		.no_sync = !!(o->flags & SL_OPEN_NO_SYNC),
+	};
+	if ((r = sl__wal_open(&wc, os, db->accel, recover_rec, db, &db->log)) < 0)
+		goto out_free;
+	db->log_open = 1;
+	if (!db->rdonly) {
+		struct sl_mold_config mc = {
+			.next_seq = db->last_seq + 1,
+			.reorder_packets = o->reorder_buffer_packets,
+			.rerequest_timeout_ns = (uint64_t)o->rerequest_timeout_us * 1000,
+			.give_up_ns = (uint64_t)o->gap_give_up_ms * 1000000,
+		};
+		memset(mc.session, ' ', sizeof(mc.session));
+		struct sl_mold_ops mo = {
+			.deliver = mold_deliver,
+			.request = mold_request,
+			.lost = mold_lost,
+			.arg = db,
+		};
+		if ((r = sl__mold_new(&mc, &mo, &db->mold)) < 0)
+			goto out_free;
+		if (o->rerequest_addr && (r = open_rerequest(db, o->rerequest_addr)) < 0)
+			goto out_free;
+	}
+	*out = db;
+	return 0;
+out_free:
+	sl_db_close(db);
+	return r;
+}
+
+SL_API int sl_db_open(const struct sl_options *o, struct sl_db **out)
+{
+	return sl__db_open_os(o, sl__os_default(), out);
+}
+
+SL_API int sl_db_close(struct sl_db *db)
+{
+	if (!db)
+		return 0;
+	int r = 0;
+	if (db->log_open)
+		r = db->log.ops->close(db->log.impl);
+	sl__mold_free(db->mold);
+	sl__memtable_free(db->mt);
+	sl__accel_close(db->accel);
+	if (db->rr_fd >= 0)
+		close(db->rr_fd);
+	if (db->lock_fd >= 0)
+		db->os->ops->close(db->os->ctx, db->lock_fd);
+	sl__os_free(db->os, db);
+	return r;
+}
+
+/* ---- Append ------------------------------------------------------------------------------- */
+
+static uint64_t now_ns(const struct sl_db *db)
+{
+	return db->os->ops->now_ns(db->os->ctx);
+}
+
+SL_API int sl_db_append_packets(struct sl_db *db, const struct sl_packet *pkts, size_t n)
+{
+	if (db->rdonly)
+		return SL_ERDONLY;
+	if (db->source == 2)
+		return -EINVAL;
+	db->source = 1;
+	uint64_t now = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t rx = pkts[i].rx_ns;
+		if (!rx)
+			rx = now ? now : (now = now_ns(db));
+		int r = sl__mold_rx(db->mold, pkts[i].data, pkts[i].len, rx);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+SL_API int sl_db_append_messages(struct sl_db *db, const struct sl_msg *msgs, size_t n,
+				 uint64_t *last_seq)
+{
+	if (db->rdonly)
+		return SL_ERDONLY;
+	if (db->source == 1)
+		return -EINVAL;
+	db->source = 2;
+	uint64_t now = 0, seq = db->last_seq;
+	while (n) {
+		size_t k = n < BATCH ? n : BATCH;
+		for (size_t i = 0; i < k; i++) {
+			uint64_t rx = msgs[i].rx_ns;
+			if (!rx)
+				rx = now ? now : (now = now_ns(db));
+			db->recs[i] = (struct sl_log_rec){
+				.seq = ++seq, .rx_ns = rx, .data = msgs[i].data, .len = msgs[i].len
+			};
+		}
+		int r = log_and_apply(db, k);
+		if (r < 0)
+			return r;
+		msgs += k;
+		n -= k;
+	}
+	if (last_seq)
+		*last_seq = db->last_seq;
+	return 0;
+}
+
+SL_API uint64_t sl_db_last_seq(struct sl_db *db)
+{
+	return ck_pr_load_64(&db->last_seq);
+}
+
+SL_API uint64_t sl_db_durable_seq(struct sl_db *db)
+{
+	return db->log.ops->durable_seq(db->log.impl);
+}
+
+SL_API int sl_db_wait_durable(struct sl_db *db, uint64_t seq, int64_t timeout_ns)
+{
+	return db->log.ops->wait_durable(db->log.impl, seq, timeout_ns);
+}
+
+SL_API void sl_db_sync(struct sl_db *db)
+{
+	if (!db->rdonly)
+		db->log.ops->sync_now(db->log.impl);
+}
+
+SL_API int sl_db_poll_fd(struct sl_db *db)
+{
+	return db->rr_fd;
+}
+
+SL_API int sl_db_tick(struct sl_db *db)
+{
+	if (db->rdonly)
+		return SL_ERDONLY;
+	if (db->rr_fd >= 0) {
+		/* Replies from the rewinder: ordinary downstream packets with old sequences. */
+		uint8_t buf[2048];
+		for (int i = 0; i < 256; i++) {
+			ssize_t got = recv(db->rr_fd, buf, sizeof(buf), MSG_DONTWAIT);
+			if (got < 0)
+				break;
+			int r = sl__mold_rx(db->mold, buf, (size_t)got, now_ns(db));
+			if (r < 0)
+				return r;
+		}
+	}
+	return sl__mold_tick(db->mold, now_ns(db));
+}
+
+SL_API int sl_db_close_gaps(struct sl_db *db)
+{
+	if (db->rdonly)
+		return SL_ERDONLY;
+	/* A time far past every gap's give-up deadline. */
+	return sl__mold_tick(db->mold, UINT64_MAX / 2);
+}
+
+/* ---- Queries ------------------------------------------------------------------------------ */
+
+SL_API int sl_db_get_order(struct sl_db *db, uint16_t locate, uint64_t ref, struct sl_order *out)
+{
+	return sl__memtable_get_order(db->mt, locate, ref, out);
+}
+
+SL_API int sl_db_get_trade(struct sl_db *db, uint64_t match, struct sl_trade *out)
+{
+	return sl__memtable_get_trade(db->mt, match, out);
+}
+
+SL_API int sl_db_get_stock(struct sl_db *db, uint16_t locate, struct sl_stock *out)
+{
+	return sl__memtable_get_stock(db->mt, locate, out);
+}
+
+struct sl_iter {
+	struct sl_db *db;
+	struct sl_log_cursor *cur;
+};
+
+SL_API int sl_iter_open(struct sl_db *db, uint64_t from_seq, struct sl_iter **out)
+{
+	struct sl_iter *it = sl__os_calloc(db->os, sizeof(*it));
+	if (!it)
+		return -ENOMEM;
+	it->db = db;
+	int r = db->log.ops->cursor_open(db->log.impl, from_seq, &it->cur);
+	if (r < 0) {
+		sl__os_free(db->os, it);
+		return r;
+	}
+	*out = it;
+	return 0;
+}
+
+SL_API int sl_iter_next(struct sl_iter *it, struct sl_event *ev)
+{
+	struct sl_log_rec rec;
+	int r = it->db->log.ops->cursor_next(it->cur, &rec);
+	if (r < 0)
+		return r;
+	memset(ev, 0, sizeof(*ev));
+	ev->seq = rec.seq;
+	ev->rx_ns = rec.rx_ns;
+	ev->len = rec.len;
+	ev->data = rec.data;
+	if (rec.type == SL_LOG_GAP) {
+		ev->kind = SL_EVENT_GAP;
+		for (int i = 0; i < 8 && i < (int)rec.len; i++)
+			ev->gap_count |= (uint64_t)((const uint8_t *)rec.data)[i] << (8 * i);
+	} else {
+		ev->kind = SL_EVENT_MESSAGE;
+	}
+	return 0;
+}
+
+SL_API void sl_iter_close(struct sl_iter *it)
+{
+	if (!it)
+		return;
+	it->db->log.ops->cursor_close(it->cur);
+	sl__os_free(it->db->os, it);
+}
+
+/* ---- Statistics and verification ---------------------------------------------------------- */
+
+SL_API int sl_db_stats(struct sl_db *db, struct sl_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->version = SL_STATS_VERSION;
+	out->last_seq = sl_db_last_seq(db);
+	out->durable_seq = sl_db_durable_seq(db);
+	if (db->mold) {
+		/* The tracker's counters belong to the writer; a reader sees a recent copy. */
+		struct sl_mold_stats ms;
+		sl__mold_get_stats(db->mold, &ms);
+		out->packets = ms.packets;
+		out->packets_bad = ms.packets_bad;
+		out->heartbeats = ms.heartbeats;
+		out->end_of_session = ms.end_of_session;
+		out->packets_other_session = ms.packets_other_session;
+		out->messages_delivered = ms.messages_delivered;
+		out->duplicates = ms.duplicates;
+		out->gaps_detected = ms.gaps_detected;
+		out->gap_messages = ms.gap_messages;
+		out->gaps_filled = ms.gaps_filled;
+		out->gaps_lost = ms.gaps_lost;
+		out->lost_messages = ms.lost_messages;
+		out->rerequests_sent = ms.rerequests_sent;
+		out->packets_reordered = ms.packets_reordered;
+		out->reorder_overflow = ms.reorder_overflow;
+		out->session_ended = ms.ended;
+		memcpy(out->session, ms.session, sizeof(out->session));
+	}
+	out->messages = ck_pr_load_64(&db->messages);
+	out->messages_unknown = ck_pr_load_64(&db->unknown);
+	out->messages_bad_length = ck_pr_load_64(&db->bad_length);
+	for (int i = 0; i < 128; i++)
+		out->msg_by_type[i] = ck_pr_load_64(&db->by_type[i]);
+	struct sl_memtable_stats m;
+	sl__memtable_get_stats(db->mt, &m);
+	out->orders = m.orders;
+	out->orders_open = m.orders_open;
+	out->trades = m.trades;
+	out->stocks = m.stocks;
+	out->orders_missing = m.orders_missing;
+	struct sl_log_stats l;
+	db->log.ops->get_stats(db->log.impl, &l);
+	out->wal_segments = l.segments;
+	out->wal_bytes = l.bytes;
+	out->wal_commits = l.commits;
+	out->wal_syncs = l.syncs;
+	out->wal_records = l.records;
+	out->wal_backpressure_waits = l.backpressure_waits;
+	out->wal_io_errors = l.io_errors;
+	out->recovered_records = l.recovered_records;
+	out->recovery_torn_bytes = l.recovery_torn_bytes;
+	out->recovery_ns = l.recovery_ns;
+	return 0;
+}
+
+SL_API int sl_verify(const char *dir, char *path, size_t cap, uint64_t *off, uint64_t *records,
+		     uint64_t *torn_bytes)
+{
+	struct sl_accel *a;
+	int r = sl__accel_open("cpu", &a);
+	if (r < 0)
+		return r;
+	r = sl__wal_verify(dir, sl__os_default(), a, path, cap, off, records, torn_bytes);
+	sl__accel_close(a);
+	return r;
+}

@@ -1,0 +1,39 @@
+/* memtable.h - the latest state of the market as the feed describes it: orders by (stock
+ * locate, order reference number), trades by match number, the stock directory by locate.
+ * One writer applies decoded ITCH messages; any number of readers look things up at the same
+ * time without locks. memtable knows nothing of the log, packets or files.
+ */
+#ifndef SL_MEMTABLE_H
+#define SL_MEMTABLE_H
+
+#include <stdint.h>
+
+#include "itch.h"
+#include "os.h"
+#include "sluice.h"
+
+struct sl_memtable_stats {
+	uint64_t orders, orders_open, trades, stocks, orders_missing, applied;
+	uint64_t bytes; /* memory held by records and tables */
+};
+
+struct sl_memtable;
+
+/* Records come from chunked arenas allocated through os: no allocation per message except when
+ * a chunk or a hash table grows. 0 or -ENOMEM. */
+int sl__memtable_new(const struct sl_os *os, struct sl_memtable **out);
+void sl__memtable_free(struct sl_memtable *m);
+
+/* Apply one decoded message logged at seq. Writer thread only. 0 or -ENOMEM (the state is
+ * unchanged then). Messages naming an order never seen count in orders_missing. */
+int sl__memtable_apply(struct sl_memtable *m, const struct sl_itch_msg *msg, uint64_t seq);
+
+/* Any thread, lock-free: 0 or SL_ENOTFOUND. */
+int sl__memtable_get_order(struct sl_memtable *m, uint16_t locate, uint64_t ref,
+			   struct sl_order *out);
+int sl__memtable_get_trade(struct sl_memtable *m, uint64_t match, struct sl_trade *out);
+int sl__memtable_get_stock(struct sl_memtable *m, uint16_t locate, struct sl_stock *out);
+
+void sl__memtable_get_stats(struct sl_memtable *m, struct sl_memtable_stats *out);
+
+#endif /* SL_MEMTABLE_H */
