@@ -864,19 +864,24 @@ static int recover_segment(struct wal *w, struct recovery *rc, struct seg_reader
 				return r;
 			continue;
 		}
-		/* The end of what was written, or damage: anything good after this point means
-		 * damage in the middle (the committer syncs a segment before it writes the next,
-		 * so a torn tail is always the very end of the log). */
+		/* Zeros where a record header would be: this segment ends here (the writer moved on
+		 * to a fresh segment after a rotation or a restart), or, in the last segment with
+		 * data, the log ends here and anything after a hole was never acknowledged. A bad
+		 * record is a torn tail only when nothing good follows it anywhere: the committer
+		 * syncs a segment before it writes the next, so a torn write is always the very
+		 * end of the log. */
 		uint64_t found = 0;
 		int later = 0;
 		for (size_t j = i + 1; j < n && !later; j++)
 			if ((later = seg_has_records(w, rd, idx[j])) < 0)
 				return later;
+		if (st == RD_END && later)
+			return 0;
 		int here = 0;
 		if (st == RD_BAD && (here = scan_for_good(rd, at + 1, rc->last_seq, &found)) < 0)
 			return here;
 		if (later || here) {
-			report_bad(rc, path, at, st == RD_BAD ? rd->why : "hole before good records");
+			report_bad(rc, path, at, rd->why);
 			return SL_ECORRUPT;
 		}
 		uint64_t torn = 0;
