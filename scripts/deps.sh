@@ -1,11 +1,12 @@
 #!/bin/sh
 # deps.sh - install the Debian packages Sluice needs, once. Prints what it installs; a no-op
 # (one line) when everything is present. Usage: scripts/deps.sh [build|bench]
-#   build: compiler tools and libraries for the library, programs and tests
+#   build: compiler tools and libraries for the library, programs and tests (tshark: one
+#          test checks that generated pcaps decode in Wireshark's dissectors)
 #   bench: build, plus RocksDB (the benchmark peer only)
 set -eu
 want="${1:-build}"
-pkgs="gcc make pkg-config libck-dev libcmocka-dev libisal-dev iproute2"
+pkgs="gcc make pkg-config libck-dev libcmocka-dev libisal-dev iproute2 tshark"
 if [ "$want" = bench ]; then
 	pkgs="$pkgs librocksdb-dev"
 fi

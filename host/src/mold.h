@@ -58,9 +58,11 @@ struct sl_mold_msg {
 
 struct sl_mold_ops {
 	/* n >= 1 messages with consecutive sequences, continuing exactly where the last call (or
-	 * next_seq) left off. A negative return stops processing of the current packet and is
-	 * returned by sl__mold_rx/tick (the tracker stays consistent: the same messages are not
-	 * considered delivered and will be offered again if they arrive again). */
+	 * next_seq) left off: a packet's new messages and every held message that follows them,
+	 * in one call (split only past 32743 messages). All or nothing: a negative return leaves
+	 * next_seq at the call's first message, keeps held packets held, forgets the packet being
+	 * processed (it counts again when it arrives again, or is re-requested), and is returned
+	 * by sl__mold_rx/tick. Must not call back into the tracker. */
 	int (*deliver)(void *arg, const struct sl_mold_msg *msgs, size_t n);
 	/* Send this request packet to the rewinder. May be NULL (no re-requests). */
 	void (*request)(void *arg, const uint8_t *pkt, size_t len);
@@ -76,10 +78,16 @@ struct sl_mold_config {
 	uint64_t next_seq;              /* first sequence expected (1, or durable + 1) */
 	uint32_t reorder_packets;       /* early packets held while a gap fills (default 4096) */
 	uint64_t rerequest_timeout_ns;  /* resend an unanswered request after this (50 ms) */
-	uint64_t give_up_ns;            /* declare a gap lost after this (5 s); 0 = never */
+	uint64_t give_up_ns;            /* declare a gap lost after this long without progress;
+					   0 = the default 5 s, UINT64_MAX = never */
 	uint16_t max_request_count;     /* most messages asked for in one request (default 1024) */
 };
 
+/* packets: every sl__mold_rx call, bad ones included; duplicates: messages, not packets;
+ * packets_reordered: packets held for later; reorder_overflow: early packets dropped for lack of
+ * room (their range is re-requested); gaps_detected: distinct holes (a hole growing at its end
+ * stays one gap); rerequests_sent: request packets, resends included; a gap counts as filled or
+ * lost once it is wholly behind next_seq, lost if any part was given up. */
 struct sl_mold_stats {
 	uint64_t packets, packets_bad, heartbeats, end_of_session, packets_other_session;
 	uint64_t messages_delivered, duplicates, gaps_detected, gap_messages, gaps_filled,
