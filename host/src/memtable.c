@@ -1,5 +1,5 @@
-/* memtable.c - latest state per key, kept in Concurrency Kit hash sets (ck_hs, single writer /
- * many readers) of records that live in chunked arenas. Readers copy a record under its own
+/* memtable.c - latest state per key, kept in Concurrency Kit hash tables (single writer / many
+ * readers) of records that live in chunked arenas. Readers copy a record under its own
  * ck_sequence and retry if the writer changed it meanwhile, so a reader never sees half an
  * update and never blocks the writer. memtable knows nothing of the log, packets or files.
  *
@@ -10,12 +10,14 @@
  * readers run, brings epoch reclamation with it.)
  */
 #include <ck_hs.h>
+#include <ck_ht.h>
 #include <ck_pr.h>
 #include <ck_sequence.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "memtable.h"
 
@@ -35,6 +37,7 @@ struct order_rec {
 
 struct trade_rec {
 	uint64_t match;
+	uint16_t key_zero; /* keys are (u64, u16) pairs; trades use only the first half */
 	ck_sequence_t sq;
 	uint16_t locate;
 	char kind, side, cross_type;
@@ -61,10 +64,21 @@ struct arena {
 	size_t nchunks, cap;
 };
 
+/* Keys are (u64, u16): (order reference, locate) for orders, (match, 0) for trades, the first
+ * fields of every record. Almost every key packs into one machine word (u16 << 48 | u64 when
+ * the u64 fits 48 bits, as every real reference and match number does) and lives in a ck_ht
+ * in direct mode, whose probes compare words in the table and never touch a record. The rest,
+ * and the two words ck_ht reserves, go to a ck_hs of record pointers that compares records. */
+struct kmap {
+	ck_ht_t fast;
+	ck_hs_t rare;
+	uint64_t count;
+};
+
 struct sl_memtable {
 	const struct sl_os *os;
-	ck_hs_t orders;
-	ck_hs_t trades;
+	struct kmap orders;
+	struct kmap trades;
 	struct stock_rec *stocks[65536]; /* published with ck_pr_store_ptr */
 	struct arena order_arena, trade_arena, stock_arena;
 	struct sl_memtable_stats st;     /* writer updates with ck_pr stores */
@@ -77,9 +91,20 @@ static void **parked;
 static size_t nparked, parked_cap;
 static int live_memtables;
 
+/* Slot arrays of millions of entries are probed at random: back them with transparent huge
+ * pages where the kernel offers them (madvise mode), which removes most TLB misses and page
+ * faults from the probe path. */
+#define HUGE_ALIGN (2u << 20)
+
 static void *hs_malloc(size_t n)
 {
-	return malloc(n);
+	if (n < HUGE_ALIGN)
+		return malloc(n);
+	void *p;
+	if (posix_memalign(&p, HUGE_ALIGN, n))
+		return NULL;
+	madvise(p, n, MADV_HUGEPAGE);
+	return p;
 }
 
 static void hs_free(void *p, size_t n, bool defer)
@@ -117,28 +142,102 @@ static inline unsigned long mix64(uint64_t x)
 	return (unsigned long)x;
 }
 
-static unsigned long order_hash(const void *obj, unsigned long seed)
+struct rec_key {
+	uint64_t a;
+	uint16_t b;
+};
+
+static unsigned long key_hash(const void *obj, unsigned long seed)
 {
-	const struct order_rec *o = obj;
-	return mix64(o->ref ^ ((uint64_t)o->locate << 48) ^ seed);
+	const struct rec_key *k = obj;
+	return mix64(k->a ^ ((uint64_t)k->b << 48) ^ seed);
 }
 
-static bool order_cmp(const void *a, const void *b)
+static bool key_cmp(const void *x, const void *y)
 {
-	const struct order_rec *x = a, *y = b;
-	return x->ref == y->ref && x->locate == y->locate;
+	const struct rec_key *p = x, *q = y;
+	return p->a == q->a && p->b == q->b;
 }
 
-static unsigned long trade_hash(const void *obj, unsigned long seed)
+static void fast_hash(ck_ht_hash_t *h, const void *key, size_t len, uint64_t seed)
 {
-	const struct trade_rec *t = obj;
-	return mix64(t->match ^ seed);
+	(void)len;
+	uintptr_t k;
+	memcpy(&k, key, sizeof(k));
+	h->value = mix64((uint64_t)k ^ seed);
 }
 
-static bool trade_cmp(const void *a, const void *b)
+/* The one-word form of a key, or 0 when it has none. */
+static uintptr_t pack(uint64_t a, uint16_t b)
 {
-	const struct trade_rec *x = a, *y = b;
-	return x->match == y->match;
+	if (a >> 48)
+		return 0;
+	uintptr_t k = (uintptr_t)b << 48 | (uintptr_t)a;
+	return k == CK_HT_KEY_EMPTY || k == CK_HT_KEY_TOMBSTONE ? 0 : k;
+}
+
+static bool kmap_init(struct kmap *m, unsigned long size, unsigned long seed)
+{
+	if (!ck_ht_init(&m->fast, CK_HT_MODE_DIRECT, fast_hash, &hs_allocator, size, seed))
+		return false;
+	if (!ck_hs_init(&m->rare, CK_HS_MODE_SPMC | CK_HS_MODE_OBJECT, key_hash, key_cmp,
+			&hs_allocator, 16, seed)) {
+		ck_ht_destroy(&m->fast);
+		return false;
+	}
+	return true;
+}
+
+static void kmap_destroy(struct kmap *m)
+{
+	ck_ht_destroy(&m->fast);
+	ck_hs_destroy(&m->rare);
+}
+
+/* Any thread. */
+static void *kmap_get(struct kmap *m, uint64_t a, uint16_t b)
+{
+	uintptr_t k = pack(a, b);
+	if (k) {
+		ck_ht_hash_t h;
+		ck_ht_entry_t e;
+		ck_ht_hash_direct(&h, &m->fast, k);
+		ck_ht_entry_key_set_direct(&e, k);
+		return ck_ht_get_spmc(&m->fast, h, &e) ? (void *)ck_ht_entry_value_direct(&e)
+						       : NULL;
+	}
+	struct rec_key key = { a, b };
+	return ck_hs_get(&m->rare, CK_HS_HASH(&m->rare, key_hash, &key), &key);
+}
+
+/* Writer only. Insert rec (whose first fields are its key); 0, or 1 with *old set when the key
+ * is present already (nothing inserted), or -ENOMEM. One probe in the common case. The slot
+ * store inside put is the release that publishes the record's filled fields to readers. */
+static int kmap_put(struct kmap *m, void *rec, void **old)
+{
+	const struct rec_key *key = rec;
+	uintptr_t k = pack(key->a, key->b);
+	*old = NULL;
+	if (k) {
+		ck_ht_hash_t h;
+		ck_ht_entry_t e;
+		ck_ht_hash_direct(&h, &m->fast, k);
+		ck_ht_entry_set_direct(&e, h, k, (uintptr_t)rec);
+		if (ck_ht_put_spmc(&m->fast, h, &e)) {
+			m->count++;
+			return 0;
+		}
+		/* put refuses an existing key and a failed growth alike: tell them apart. */
+		*old = kmap_get(m, key->a, key->b);
+		return *old ? 1 : -ENOMEM;
+	}
+	unsigned long h = CK_HS_HASH(&m->rare, key_hash, key);
+	if (ck_hs_put(&m->rare, h, rec)) {
+		m->count++;
+		return 0;
+	}
+	*old = ck_hs_get(&m->rare, h, key);
+	return *old ? 1 : -ENOMEM;
 }
 
 /* ---- Arenas ------------------------------------------------------------------------------- */
@@ -191,11 +290,9 @@ int sl__memtable_new(const struct sl_os *os, struct sl_memtable **out)
 	m->order_arena = (struct arena){ .elem = sizeof(struct order_rec), .per_chunk = 16384 };
 	m->trade_arena = (struct arena){ .elem = sizeof(struct trade_rec), .per_chunk = 8192 };
 	m->stock_arena = (struct arena){ .elem = sizeof(struct stock_rec), .per_chunk = 1024 };
-	if (!ck_hs_init(&m->orders, CK_HS_MODE_SPMC | CK_HS_MODE_OBJECT, order_hash, order_cmp,
-			&hs_allocator, 1 << 16, 0x5157c3))
+	if (!kmap_init(&m->orders, 1 << 16, 0x5157c3))
 		goto out_free;
-	if (!ck_hs_init(&m->trades, CK_HS_MODE_SPMC | CK_HS_MODE_OBJECT, trade_hash, trade_cmp,
-			&hs_allocator, 1 << 14, 0x7ade5))
+	if (!kmap_init(&m->trades, 1 << 14, 0x7ade5))
 		goto out_orders;
 	pthread_mutex_lock(&parked_mu);
 	live_memtables++;
@@ -203,7 +300,7 @@ int sl__memtable_new(const struct sl_os *os, struct sl_memtable **out)
 	*out = m;
 	return 0;
 out_orders:
-	ck_hs_destroy(&m->orders);
+	kmap_destroy(&m->orders);
 out_free:
 	sl__os_free(os, m);
 	return -ENOMEM;
@@ -213,8 +310,8 @@ void sl__memtable_free(struct sl_memtable *m)
 {
 	if (!m)
 		return;
-	ck_hs_destroy(&m->orders);
-	ck_hs_destroy(&m->trades);
+	kmap_destroy(&m->orders);
+	kmap_destroy(&m->trades);
 	arena_release(m->os, &m->order_arena);
 	arena_release(m->os, &m->trade_arena);
 	arena_release(m->os, &m->stock_arena);
@@ -239,29 +336,19 @@ static void stat_set(uint64_t *c, uint64_t v)
 
 static struct order_rec *find_order(struct sl_memtable *m, uint16_t locate, uint64_t ref)
 {
-	struct order_rec key = { .ref = ref, .locate = locate };
-	unsigned long h = CK_HS_HASH(&m->orders, order_hash, &key);
-	return ck_hs_get(&m->orders, h, &key);
+	return kmap_get(&m->orders, ref, locate);
 }
 
 static struct trade_rec *find_trade(struct sl_memtable *m, uint64_t match)
 {
-	struct trade_rec key = { .match = match };
-	unsigned long h = CK_HS_HASH(&m->trades, trade_hash, &key);
-	return ck_hs_get(&m->trades, h, &key);
+	return kmap_get(&m->trades, match, 0);
 }
 
-/* A new order record, filled by the caller before it is published by ck_hs_put (whose store
- * of the slot is the release that makes the filled fields visible to readers). If the key
- * exists already (a repeated reference number), the old record is updated in place. */
-static struct order_rec *new_order(struct sl_memtable *m, uint16_t locate, uint64_t ref,
-				   int *existed)
+/* A new order record for the caller to fill and publish with publish_order (ck_hs_put's store
+ * of the slot is the release that makes the filled fields visible to readers). */
+static struct order_rec *new_order(struct sl_memtable *m, uint16_t locate, uint64_t ref)
 {
-	struct order_rec *o = find_order(m, locate, ref);
-	*existed = o != NULL;
-	if (o)
-		return o;
-	o = arena_alloc(m->os, &m->order_arena);
+	struct order_rec *o = arena_alloc(m->os, &m->order_arena);
 	if (!o)
 		return NULL;
 	o->ref = ref;
@@ -270,47 +357,70 @@ static struct order_rec *new_order(struct sl_memtable *m, uint16_t locate, uint6
 	return o;
 }
 
-static int publish_order(struct sl_memtable *m, struct order_rec *o)
+/* Publish a filled record: one probe of the hash set. If the key exists already (a reference
+ * number used twice), *existing is set, the new record is given back and nothing changes: the
+ * caller then updates the existing record under its sequence lock. */
+static int publish_order(struct sl_memtable *m, struct order_rec *o, struct order_rec **existing)
 {
-	unsigned long h = CK_HS_HASH(&m->orders, order_hash, o);
-	if (!ck_hs_put(&m->orders, h, o)) {
+	void *old;
+	int r = kmap_put(&m->orders, o, &old);
+	*existing = old;
+	if (r) {
 		arena_unalloc(&m->order_arena);
-		return -ENOMEM;
+		return r < 0 ? r : 0;
 	}
 	stat_set(&m->st.orders, m->st.orders + 1);
 	stat_set(&m->st.orders_open, m->st.orders_open + 1);
 	return 0;
 }
 
-static int add_order(struct sl_memtable *m, const struct sl_itch_msg *msg, uint64_t seq)
+/* Fill an order as added (A/F) or as the new order of a replace (U). */
+static void fill_order(struct order_rec *o, const struct sl_itch_msg *msg, uint64_t seq,
+		       char side, uint32_t shares, uint32_t price, const char *stock,
+		       const char *mpid, uint64_t replaces)
 {
-	int existed;
-	struct order_rec *o = new_order(m, msg->locate, msg->u.add_order.ref, &existed);
-	if (!o)
-		return -ENOMEM;
-	if (existed) {
-		ck_sequence_write_begin(&o->sq);
-		if (o->status != SL_ORDER_OPEN)
-			stat_set(&m->st.orders_open, m->st.orders_open + 1);
-	}
-	o->side = msg->u.add_order.side;
+	o->side = side;
 	o->status = SL_ORDER_OPEN;
-	o->price = msg->u.add_order.price;
-	o->shares = o->orig_shares = msg->u.add_order.shares;
+	o->price = price;
+	o->shares = o->orig_shares = shares;
 	o->executed_shares = o->cancelled_shares = 0;
-	memcpy(o->stock, msg->u.add_order.stock, 8);
-	if (msg->type == SL_ITCH_ADD_ORDER_MPID)
-		memcpy(o->mpid, msg->u.add_order.mpid, 4);
+	memcpy(o->stock, stock, 8);
+	if (mpid)
+		memcpy(o->mpid, mpid, 4);
 	else
 		memset(o->mpid, 0, 4);
-	o->replaced_by = o->replaces = 0;
+	o->replaced_by = 0;
+	o->replaces = replaces;
 	o->added_ts = o->updated_ts = msg->timestamp;
 	o->added_seq = o->updated_seq = seq;
-	if (existed) {
-		ck_sequence_write_end(&o->sq);
-		return 0;
-	}
-	return publish_order(m, o);
+}
+
+/* Create (or, for a reused reference number, overwrite) an open order. */
+static int open_order(struct sl_memtable *m, const struct sl_itch_msg *msg, uint64_t seq,
+		      uint64_t ref, char side, uint32_t shares, uint32_t price, const char *stock,
+		      const char *mpid, uint64_t replaces)
+{
+	struct order_rec *o = new_order(m, msg->locate, ref), *old;
+	if (!o)
+		return -ENOMEM;
+	fill_order(o, msg, seq, side, shares, price, stock, mpid, replaces);
+	int r = publish_order(m, o, &old);
+	if (r < 0 || !old)
+		return r;
+	ck_sequence_write_begin(&old->sq);
+	if (old->status != SL_ORDER_OPEN)
+		stat_set(&m->st.orders_open, m->st.orders_open + 1);
+	fill_order(old, msg, seq, side, shares, price, stock, mpid, replaces);
+	ck_sequence_write_end(&old->sq);
+	return 0;
+}
+
+static int add_order(struct sl_memtable *m, const struct sl_itch_msg *msg, uint64_t seq)
+{
+	const char *mpid = msg->type == SL_ITCH_ADD_ORDER_MPID ? msg->u.add_order.mpid : NULL;
+	return open_order(m, msg, seq, msg->u.add_order.ref, msg->u.add_order.side,
+			  msg->u.add_order.shares, msg->u.add_order.price, msg->u.add_order.stock,
+			  mpid, 0);
 }
 
 static void close_order(struct sl_memtable *m, struct order_rec *o, uint8_t status)
@@ -337,10 +447,11 @@ static int add_trade(struct sl_memtable *m, uint64_t match, struct trade_rec **o
 
 static int publish_trade(struct sl_memtable *m, struct trade_rec *t)
 {
-	unsigned long h = CK_HS_HASH(&m->trades, trade_hash, t);
-	if (!ck_hs_put(&m->trades, h, t)) {
+	void *old;
+	int r = kmap_put(&m->trades, t, &old);
+	if (r) {
 		arena_unalloc(&m->trade_arena);
-		return -ENOMEM;
+		return r < 0 ? r : 0;
 	}
 	stat_set(&m->st.trades, m->st.trades + 1);
 	return 0;
@@ -446,34 +557,13 @@ static int replace(struct sl_memtable *m, const struct sl_itch_msg *msg, uint64_
 		stat_set(&m->st.orders_missing, m->st.orders_missing + 1);
 		return 0;
 	}
-	int existed;
-	struct order_rec *o = new_order(m, msg->locate, msg->u.replace.new_ref, &existed);
-	if (!o)
-		return -ENOMEM;
-	if (existed) {
-		ck_sequence_write_begin(&o->sq);
-		if (o->status != SL_ORDER_OPEN)
-			stat_set(&m->st.orders_open, m->st.orders_open + 1);
-	}
 	/* The new order keeps the side, stock and attribution of the one it replaces. */
-	o->side = old->side;
-	o->status = SL_ORDER_OPEN;
-	o->price = msg->u.replace.price;
-	o->shares = o->orig_shares = msg->u.replace.shares;
-	o->executed_shares = o->cancelled_shares = 0;
-	memcpy(o->stock, old->stock, 8);
-	memcpy(o->mpid, old->mpid, 4);
-	o->replaced_by = 0;
-	o->replaces = old->ref;
-	o->added_ts = o->updated_ts = msg->timestamp;
-	o->added_seq = o->updated_seq = seq;
-	if (existed) {
-		ck_sequence_write_end(&o->sq);
-	} else {
-		int r = publish_order(m, o);
-		if (r < 0)
-			return r;
-	}
+	char mpid[4];
+	memcpy(mpid, old->mpid, 4);
+	int r = open_order(m, msg, seq, msg->u.replace.new_ref, old->side, msg->u.replace.shares,
+			   msg->u.replace.price, old->stock, mpid, old->ref);
+	if (r < 0)
+		return r;
 	ck_sequence_write_begin(&old->sq);
 	old->replaced_by = msg->u.replace.new_ref;
 	old->shares = 0;

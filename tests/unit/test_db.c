@@ -1,0 +1,644 @@
+/* test_db.c - the engine through the public API: open/recover, both append paths, queries
+ * after restart, replay with gaps and bad messages, locking, read-only opens, re-requests to a
+ * live rewinder on loopback, and I/O faults through the os seam.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "db.h"
+#include "fault_os.h"
+#include "feed.h"
+#include "itch.h"
+#include "mold.h"
+#include "sluice.h"
+
+static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *f)
+{
+	(void)sb;
+	(void)flag;
+	(void)f;
+	return remove(p);
+}
+
+static void rm_rf(const char *dir)
+{
+	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+struct tdir {
+	char path[64];
+};
+
+static void tdir_new(struct tdir *t)
+{
+	snprintf(t->path, sizeof(t->path), "/tmp/sl_test_db.XXXXXX");
+	assert_non_null(mkdtemp(t->path));
+}
+
+static struct sl_db *open_db(const char *dir, uint32_t flags)
+{
+	struct sl_options o;
+	sl_options_init(&o);
+	o.data_dir = dir;
+	o.flags = flags;
+	o.wal_segment_bytes = 256 * 1024;
+	o.wal_buffer_bytes = 1 << 20;
+	struct sl_db *db = NULL;
+	int r = sl_db_open(&o, &db);
+	if (r)
+		fail_msg("open %s: %s", dir, sl_strerror(r));
+	return db;
+}
+
+/* The deterministic feed's messages, kept for comparison. */
+struct msgs {
+	uint8_t (*data)[SL_ITCH_MAX_LEN];
+	uint16_t *len;
+	size_t n;
+};
+
+static void gen_msgs(struct msgs *m, size_t n, uint64_t seed)
+{
+	struct sl_feed_config c;
+	sl__feed_config_init(&c);
+	c.seed = seed;
+	c.messages = n;
+	struct sl_feed *f;
+	assert_int_equal(sl__feed_new(&c, &f), 0);
+	m->data = malloc(n * sizeof(*m->data));
+	m->len = malloc(n * sizeof(*m->len));
+	m->n = n;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t buf[64];
+		int len = sl__feed_next_msg(f, buf, sizeof(buf));
+		assert_true(len > 0 && len <= SL_ITCH_MAX_LEN);
+		memcpy(m->data[i], buf, (size_t)len);
+		m->len[i] = (uint16_t)len;
+	}
+	sl__feed_free(f);
+}
+
+static void free_msgs(struct msgs *m)
+{
+	free(m->data);
+	free(m->len);
+}
+
+static void append_all(struct sl_db *db, const struct msgs *m, size_t from, size_t to)
+{
+	struct sl_msg batch[100];
+	size_t k = 0;
+	for (size_t i = from; i < to; i++) {
+		batch[k++] = (struct sl_msg){ m->data[i], m->len[i], 1000 + i };
+		if (k == 100 || i + 1 == to) {
+			assert_int_equal(sl_db_append_messages(db, batch, k, NULL), 0);
+			k = 0;
+		}
+	}
+}
+
+/* Every event from 1 must be exactly message seq-1. */
+static void check_replay(struct sl_db *db, const struct msgs *m, uint64_t upto)
+{
+	struct sl_iter *it;
+	assert_int_equal(sl_iter_open(db, 1, &it), 0);
+	uint64_t want = 1;
+	struct sl_event ev;
+	int r;
+	while ((r = sl_iter_next(it, &ev)) == 0) {
+		assert_int_equal(ev.seq, want);
+		assert_int_equal(ev.kind, SL_EVENT_MESSAGE);
+		assert_int_equal(ev.len, m->len[want - 1]);
+		assert_memory_equal(ev.data, m->data[want - 1], ev.len);
+		want++;
+	}
+	assert_int_equal(r, SL_EEND);
+	assert_int_equal(want - 1, upto);
+	sl_iter_close(it);
+}
+
+static void test_open_options_invalid(void **state)
+{
+	(void)state;
+	struct sl_db *db;
+	struct sl_options o;
+	sl_options_init(&o);
+	assert_int_equal(sl_db_open(&o, &db), SL_ECONFIG); /* no data_dir */
+	o.data_dir = "/tmp/sl_nonexistent_dir_for_test/x";
+	assert_int_equal(sl_db_open(&o, &db), -ENOENT);    /* no SL_OPEN_CREATE */
+	o.version = 99;
+	assert_int_equal(sl_db_open(&o, &db), SL_EVERSION);
+	o.version = SL_OPTIONS_VERSION;
+	o.wal_segment_bytes = 4096;
+	o.flags = SL_OPEN_CREATE;
+	assert_int_equal(sl_db_open(&o, &db), SL_ECONFIG);
+	o.wal_segment_bytes = 0;
+	o.accel = "fpga9000";
+	struct tdir t;
+	tdir_new(&t);
+	o.data_dir = t.path;
+	assert_int_equal(sl_db_open(&o, &db), SL_ECONFIG);
+	o.accel = "cpu";
+	o.rerequest_addr = "nocolon";
+	assert_int_equal(sl_db_open(&o, &db), SL_ECONFIG);
+	rm_rf(t.path);
+	assert_int_equal(sl_db_close(NULL), 0);
+	assert_string_equal(sl_strerror(SL_ECORRUPT), "data corrupt (checksum or format mismatch)");
+	assert_string_equal(sl_strerror(-ENOSPC), "No space left on device");
+}
+
+static void test_open_lock_and_rdonly(void **state)
+{
+	(void)state;
+	struct tdir t;
+	tdir_new(&t);
+	struct sl_db *db = open_db(t.path, SL_OPEN_CREATE);
+	struct sl_options o;
+	sl_options_init(&o);
+	o.data_dir = t.path;
+	struct sl_db *db2;
+	assert_int_equal(sl_db_open(&o, &db2), SL_ELOCKED);
+	/* A reader does not need the lock. */
+	o.flags = SL_OPEN_RDONLY;
+	assert_int_equal(sl_db_open(&o, &db2), 0);
+	struct sl_msg msg = { "S", 1, 0 };
+	assert_int_equal(sl_db_append_messages(db2, &msg, 1, NULL), SL_ERDONLY);
+	assert_int_equal(sl_db_tick(db2), SL_ERDONLY);
+	sl_db_close(db2);
+	sl_db_close(db);
+	rm_rf(t.path);
+}
+
+static void test_append_messages_restart_state(void **state)
+{
+	(void)state;
+	struct tdir t;
+	tdir_new(&t);
+	struct msgs m;
+	const size_t n = 60000;
+	gen_msgs(&m, n, 7);
+	struct sl_db *db = open_db(t.path, SL_OPEN_CREATE);
+	append_all(db, &m, 0, n);
+	uint64_t last = sl_db_last_seq(db);
+	assert_int_equal(last, n);
+	assert_int_equal(sl_db_wait_durable(db, last, 10 * 1000000000ll), 0);
+	assert_int_equal(sl_db_durable_seq(db), n);
+	struct sl_stats s1;
+	assert_int_equal(sl_db_stats(db, &s1), 0);
+	assert_int_equal(s1.messages, n);
+	assert_int_equal(s1.messages_unknown + s1.messages_bad_length, 0);
+	assert_true(s1.wal_commits >= 1);
+	assert_true(s1.orders > 1000);
+	/* Remember a sample of orders to compare after the restart. */
+	struct sl_order before[32];
+	int have = 0;
+	for (size_t i = 0; i < n && have < 32; i += 997) {
+		struct sl_itch_msg msg;
+		assert_int_equal(sl__itch_decode(m.data[i], m.len[i], &msg), 0);
+		if (msg.type != 'A')
+			continue;
+		assert_int_equal(sl_db_get_order(db, msg.locate, msg.u.add_order.ref,
+						 &before[have]),
+				 0);
+		have++;
+	}
+	assert_true(have > 10);
+	assert_int_equal(sl_db_close(db), 0);
+
+	db = open_db(t.path, 0);
+	struct sl_stats s2;
+	sl_db_stats(db, &s2);
+	assert_int_equal(s2.recovered_records, n);
+	assert_int_equal(s2.recovery_torn_bytes, 0);
+	assert_int_equal(s2.durable_seq, n);
+	assert_int_equal(s2.orders, s1.orders);
+	assert_int_equal(s2.orders_open, s1.orders_open);
+	assert_int_equal(s2.trades, s1.trades);
+	for (int i = 0; i < have; i++) {
+		struct sl_order o;
+		assert_int_equal(sl_db_get_order(db, before[i].locate, before[i].ref, &o), 0);
+		assert_memory_equal(&o, &before[i], sizeof(o));
+	}
+	check_replay(db, &m, n);
+	/* Appending continues the sequence. */
+	append_all(db, &m, 0, 10);
+	assert_int_equal(sl_db_last_seq(db), n + 10);
+	sl_db_close(db);
+	free_msgs(&m);
+	rm_rf(t.path);
+}
+
+static void test_append_messages_bad_counted_and_logged(void **state)
+{
+	(void)state;
+	struct tdir t;
+	tdir_new(&t);
+	struct sl_db *db = open_db(t.path, SL_OPEN_CREATE);
+	uint8_t unknown[5] = { 'Z', 1, 2, 3, 4 };
+	uint8_t short_add[10] = { 'A' };
+	uint8_t sys[12] = { 'S', 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 'O' };
+	struct sl_msg batch[3] = { { unknown, 5, 0 }, { short_add, 10, 0 }, { sys, 12, 0 } };
+	uint64_t last = 0;
+	assert_int_equal(sl_db_append_messages(db, batch, 3, &last), 0);
+	assert_int_equal(last, 3);
+	struct sl_stats s;
+	sl_db_stats(db, &s);
+	assert_int_equal(s.messages, 3);
+	assert_int_equal(s.messages_unknown, 1);
+	assert_int_equal(s.messages_bad_length, 1);
+	assert_int_equal(s.msg_by_type['S'], 1);
+	assert_int_equal(sl_db_wait_durable(db, 3, -1), 0);
+	/* The log is an exact record: the bad ones replay byte for byte. */
+	struct sl_iter *it;
+	assert_int_equal(sl_iter_open(db, 1, &it), 0);
+	struct sl_event ev;
+	assert_int_equal(sl_iter_next(it, &ev), 0);
+	assert_int_equal(ev.len, 5);
+	assert_memory_equal(ev.data, unknown, 5);
+	char line[512];
+	sl_event_format(&ev, SL_FORMAT_JSON, line, sizeof(line));
+	assert_non_null(strstr(line, "\"type\":\"bad\""));
+	assert_non_null(strstr(line, "\"hex\":\"5a01020304\""));
+	assert_int_equal(sl_iter_next(it, &ev), 0);
+	assert_int_equal(ev.len, 10);
+	assert_int_equal(sl_iter_next(it, &ev), 0);
+	assert_int_equal(ev.seq, 3);
+	sl_event_format(&ev, 0, line, sizeof(line));
+	assert_non_null(strstr(line, "3 S system_event"));
+	assert_int_equal(sl_iter_next(it, &ev), SL_EEND);
+	sl_iter_close(it);
+	/* Mixing the two sources in one store is refused. */
+	struct sl_packet pk = { sys, 12, 0 };
+	assert_int_equal(sl_db_append_packets(db, &pk, 1), -EINVAL);
+	sl_db_close(db);
+	char path[256];
+	uint64_t off, recs, torn;
+	assert_int_equal(sl_verify(t.path, path, sizeof(path), &off, &recs, &torn), 0);
+	assert_int_equal(recs, 3);
+	rm_rf(t.path);
+}
+
+/* Packets from the feed, some dropped, with no rewinder: the gaps are given up explicitly and
+ * show as GAP events; everything else is there once, in order. */
+static void test_append_packets_gap_given_up(void **state)
+{
+	(void)state;
+	struct tdir t;
+	tdir_new(&t);
+	struct sl_db *db = open_db(t.path, SL_OPEN_CREATE);
+	struct sl_feed_config c;
+	sl__feed_config_init(&c);
+	c.messages = 5000;
+	struct sl_feed *f;
+	assert_int_equal(sl__feed_new(&c, &f), 0);
+	uint8_t pkt[2048];
+	uint64_t first;
+	uint16_t cnt;
+	int len, i = 0;
+	uint64_t dropped_first[8], dropped_n[8];
+	int ndrop = 0;
+	while ((len = sl__feed_next_packet(f, pkt, sizeof(pkt), &first, &cnt)) > 0) {
+		i++;
+		if (i % 20 == 5 && ndrop < 8) {
+			dropped_first[ndrop] = first;
+			dropped_n[ndrop++] = cnt;
+			continue;
+		}
+		struct sl_packet p = { pkt, (uint32_t)len, 0 };
+		assert_int_equal(sl_db_append_packets(db, &p, 1), 0);
+		if (i % 7 == 0) /* a duplicate now and then */
+			assert_int_equal(sl_db_append_packets(db, &p, 1), 0);
+	}
+	sl__feed_free(f);
+	assert_int_equal(sl_db_close_gaps(db), 0);
+	struct sl_stats s;
+	sl_db_stats(db, &s);
+	assert_int_equal(s.gaps_detected, ndrop);
+	assert_int_equal(s.gaps_lost, ndrop);
+	uint64_t lost = 0;
+	for (int k = 0; k < ndrop; k++)
+		lost += dropped_n[k];
+	assert_int_equal(s.lost_messages, lost);
+	assert_int_equal(s.messages, 5000 - lost);
+	assert_true(s.duplicates > 0);
+	assert_string_equal(s.session, "SLUICE0001");
+	assert_int_equal(sl_db_wait_durable(db, sl_db_last_seq(db), -1), 0);
+	sl_db_close(db);
+	/* Replay read-only: every sequence 1..5000 is either a message or inside a GAP. */
+	db = open_db(t.path, SL_OPEN_RDONLY);
+	struct sl_iter *it;
+	assert_int_equal(sl_iter_open(db, 1, &it), 0);
+	struct sl_event ev;
+	uint64_t next = 1;
+	int gaps = 0;
+	while (sl_iter_next(it, &ev) == 0) {
+		assert_int_equal(ev.seq, next);
+		if (ev.kind == SL_EVENT_GAP) {
+			assert_int_equal(ev.seq, dropped_first[gaps]);
+			assert_int_equal(ev.gap_count, dropped_n[gaps]);
+			gaps++;
+			next += ev.gap_count;
+		} else {
+			next++;
+		}
+	}
+	assert_int_equal(gaps, ndrop);
+	assert_int_equal(next, 5001);
+	sl_iter_close(it);
+	sl_db_close(db);
+	rm_rf(t.path);
+}
+
+/* A rewinder on loopback: answers MoldUDP64 requests from the stored packets. */
+struct rewinder {
+	int fd;
+	uint16_t port;
+	volatile int stop;
+	uint8_t (*msgs)[64];
+	uint16_t *lens;
+	uint64_t n;
+	uint64_t answered;
+	char session[10];
+};
+
+static void *rewinder_main(void *arg)
+{
+	struct rewinder *rw = arg;
+	struct timeval tv = { 0, 20000 };
+	setsockopt(rw->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	while (!rw->stop) {
+		uint8_t req[64];
+		struct sockaddr_in from;
+		socklen_t fl = sizeof(from);
+		ssize_t got = recvfrom(rw->fd, req, sizeof(req), 0, (struct sockaddr *)&from, &fl);
+		if (got < 0)
+			continue;
+		char sess[10];
+		uint64_t seq;
+		uint16_t cnt;
+		if (sl__mold_request_decode(req, (size_t)got, sess, &seq, &cnt))
+			continue;
+		rw->answered++;
+		while (cnt && seq >= 1 && seq <= rw->n) {
+			uint8_t pkt[1400];
+			size_t len = SL_MOLD_HDR_LEN;
+			sl__mold_packet_init(pkt, rw->session, seq);
+			while (cnt && seq <= rw->n &&
+			       sl__mold_packet_add(pkt, sizeof(pkt), &len, rw->msgs[seq - 1],
+						   rw->lens[seq - 1]) == 0) {
+				seq++;
+				cnt--;
+			}
+			sendto(rw->fd, pkt, len, 0, (struct sockaddr *)&from, fl);
+		}
+	}
+	return NULL;
+}
+
+static void test_append_packets_rerequest_fills_gaps(void **state)
+{
+	(void)state;
+	struct tdir t;
+	tdir_new(&t);
+	/* The original stream. */
+	const uint64_t n = 20000;
+	struct sl_feed_config c;
+	sl__feed_config_init(&c);
+	c.messages = n;
+	struct sl_feed *f;
+	assert_int_equal(sl__feed_new(&c, &f), 0);
+	struct rewinder rw = { .n = n };
+	rw.msgs = malloc(n * 64);
+	rw.lens = malloc(n * sizeof(uint16_t));
+	memcpy(rw.session, sl__feed_session(f), 10);
+	uint8_t (*pkts)[1400] = malloc(2000 * 1400);
+	uint32_t *plen = malloc(2000 * sizeof(uint32_t));
+	int np = 0;
+	uint64_t first;
+	uint16_t cnt;
+	int len;
+	while ((len = sl__feed_next_packet(f, pkts[np], 1400, &first, &cnt)) > 0) {
+		struct sl_mold_hdr h;
+		assert_int_equal(sl__mold_parse(pkts[np], (size_t)len, &h), 0);
+		const uint8_t *p = pkts[np] + SL_MOLD_HDR_LEN;
+		for (uint16_t k = 0; k < cnt; k++) {
+			uint16_t ml = sl__be16(p);
+			memcpy(rw.msgs[first + k - 1], p + 2, ml);
+			rw.lens[first + k - 1] = ml;
+			p += 2 + ml;
+		}
+		plen[np++] = (uint32_t)len;
+		assert_true(np < 2000);
+	}
+	sl__feed_free(f);
+
+	rw.fd = socket(AF_INET, SOCK_DGRAM, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001) };
+	assert_int_equal(bind(rw.fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	socklen_t sl = sizeof(sa);
+	getsockname(rw.fd, (struct sockaddr *)&sa, &sl);
+	rw.port = ntohs(sa.sin_port);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, rewinder_main, &rw), 0);
+
+	char addr[64];
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", rw.port);
+	struct sl_options o;
+	sl_options_init(&o);
+	o.data_dir = t.path;
+	o.flags = SL_OPEN_CREATE;
+	o.rerequest_addr = addr;
+	o.rerequest_timeout_us = 20000;
+	o.gap_give_up_ms = 60000;
+	struct sl_db *db;
+	assert_int_equal(sl_db_open(&o, &db), 0);
+	assert_true(sl_db_poll_fd(db) >= 0);
+	/* Drop every 9th packet and deliver pairs swapped now and then. */
+	for (int i = 0; i < np; i++) {
+		if (i % 9 == 4)
+			continue;
+		int j = (i % 13 == 6 && i + 1 < np) ? i + 1 : i;
+		struct sl_packet p = { pkts[j], plen[j], 0 };
+		assert_int_equal(sl_db_append_packets(db, &p, 1), 0);
+		if (j != i) {
+			struct sl_packet q = { pkts[i], plen[i], 0 };
+			assert_int_equal(sl_db_append_packets(db, &q, 1), 0);
+			i++;
+		}
+	}
+	for (int k = 0; k < 500 && sl_db_last_seq(db) < n; k++) {
+		assert_int_equal(sl_db_tick(db), 0);
+		usleep(2000);
+	}
+	struct sl_stats s;
+	sl_db_stats(db, &s);
+	assert_int_equal(sl_db_last_seq(db), n);
+	assert_true(s.gaps_detected > 0);
+	assert_int_equal(s.gaps_filled, s.gaps_detected);
+	assert_int_equal(s.gaps_lost, 0);
+	assert_true(s.rerequests_sent > 0);
+	assert_int_equal(s.messages, n);
+	assert_int_equal(sl_db_wait_durable(db, n, -1), 0);
+	/* The stored stream is exactly the original. */
+	struct sl_iter *it;
+	assert_int_equal(sl_iter_open(db, 1, &it), 0);
+	struct sl_event ev;
+	uint64_t want = 1;
+	while (sl_iter_next(it, &ev) == 0) {
+		assert_int_equal(ev.seq, want);
+		assert_int_equal(ev.len, rw.lens[want - 1]);
+		assert_memory_equal(ev.data, rw.msgs[want - 1], ev.len);
+		want++;
+	}
+	assert_int_equal(want, n + 1);
+	sl_iter_close(it);
+	sl_db_close(db);
+	rw.stop = 1;
+	pthread_join(th, NULL);
+	close(rw.fd);
+	free(rw.msgs);
+	free(rw.lens);
+	free(pkts);
+	free(plen);
+	rm_rf(t.path);
+}
+
+static void test_iter_from_middle_and_end(void **state)
+{
+	(void)state;
+	struct tdir t;
+	tdir_new(&t);
+	struct msgs m;
+	gen_msgs(&m, 30000, 3);
+	struct sl_db *db = open_db(t.path, SL_OPEN_CREATE);
+	append_all(db, &m, 0, m.n);
+	assert_int_equal(sl_db_wait_durable(db, m.n, -1), 0);
+	struct sl_iter *it;
+	assert_int_equal(sl_iter_open(db, 12345, &it), 0);
+	struct sl_event ev;
+	assert_int_equal(sl_iter_next(it, &ev), 0);
+	assert_int_equal(ev.seq, 12345);
+	assert_memory_equal(ev.data, m.data[12344], ev.len);
+	sl_iter_close(it);
+	assert_int_equal(sl_iter_open(db, m.n + 1, &it), 0);
+	assert_int_equal(sl_iter_next(it, &ev), SL_EEND);
+	/* A live iterator sees what becomes durable later. */
+	append_all(db, &m, 0, 5);
+	assert_int_equal(sl_db_wait_durable(db, m.n + 5, -1), 0);
+	assert_int_equal(sl_iter_next(it, &ev), 0);
+	assert_int_equal(ev.seq, m.n + 1);
+	sl_iter_close(it);
+	sl_db_close(db);
+	free_msgs(&m);
+	rm_rf(t.path);
+}
+
+static void test_stats_format_json_keys(void **state)
+{
+	(void)state;
+	struct sl_stats s;
+	memset(&s, 0, sizeof(s));
+	s.durable_seq = 42;
+	s.msg_by_type['A'] = 7;
+	strcpy(s.session, "ABC");
+	char buf[8192];
+	int n = sl_stats_format(&s, SL_FORMAT_JSON, buf, sizeof(buf));
+	assert_int_equal((size_t)n, strlen(buf));
+	assert_non_null(strstr(buf, "\"durable_seq\":42"));
+	assert_non_null(strstr(buf, "\"session\":\"ABC\""));
+	assert_non_null(strstr(buf, "\"msg_by_type\":{\"A\":7}"));
+	/* Truncation is snprintf-like. */
+	char small[16];
+	assert_int_equal(sl_stats_format(&s, SL_FORMAT_JSON, small, sizeof(small)), n);
+	assert_int_equal(strlen(small), 15);
+}
+
+static void test_order_format_json(void **state)
+{
+	(void)state;
+	struct sl_order o = { .version = 1, .locate = 3, .side = 'S', .status = SL_ORDER_REPLACED,
+			      .ref = 99, .price = 1234500, .shares = 0, .orig_shares = 100,
+			      .replaced_by = 100 };
+	strcpy(o.stock, "AAPL");
+	char buf[1024];
+	sl_order_format(&o, SL_FORMAT_JSON, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "{\"locate\":3,\"ref\":99,\"side\":\"S\",\"shares\":0,"
+				    "\"price\":1234500,\"status\":\"replaced\""));
+	sl_order_format(&o, 0, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "order 3/99 S 0 AAPL @ 123.4500 (1234500) replaced"));
+	assert_non_null(strstr(buf, "replaced-by 100"));
+}
+
+/* ENOSPC while writing the log: the database fails loudly, then a reopen recovers exactly
+ * what was durable before. */
+static void test_append_enospc_then_recover(void **state)
+{
+	(void)state;
+	struct tdir t;
+	tdir_new(&t);
+	struct msgs m;
+	gen_msgs(&m, 20000, 11);
+	struct fault_os *fo = fault_os_new();
+	struct sl_options o;
+	sl_options_init(&o);
+	o.data_dir = t.path;
+	o.flags = SL_OPEN_CREATE;
+	o.wal_segment_bytes = 256 * 1024;
+	o.wal_buffer_bytes = 1 << 20;
+	struct sl_db *db;
+	assert_int_equal(sl__db_open_os(&o, fault_os_get(fo), &db), 0);
+	append_all(db, &m, 0, 10000);
+	assert_int_equal(sl_db_wait_durable(db, 10000, -1), 0);
+	fault_os_fail(fo, FAULT_PWRITE, 1, -ENOSPC, 1);
+	struct sl_msg one = { m.data[10000], m.len[10000], 0 };
+	int r = sl_db_append_messages(db, &one, 1, NULL);
+	assert_true(r == 0 || r == SL_EFAILED);
+	assert_int_equal(sl_db_wait_durable(db, 10001, -1), -ENOSPC);
+	assert_int_equal(sl_db_append_messages(db, &one, 1, NULL), SL_EFAILED);
+	struct sl_stats s;
+	sl_db_stats(db, &s);
+	assert_int_equal(s.wal_io_errors, 1);
+	assert_int_equal(s.durable_seq, 10000);
+	assert_int_equal(sl_db_close(db), -ENOSPC);
+	fault_os_free(fo);
+
+	db = open_db(t.path, 0);
+	assert_int_equal(sl_db_durable_seq(db), 10000);
+	check_replay(db, &m, 10000);
+	append_all(db, &m, 10000, 20000);
+	assert_int_equal(sl_db_wait_durable(db, 20000, -1), 0);
+	sl_db_close(db);
+	free_msgs(&m);
+	rm_rf(t.path);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_open_options_invalid),
+		cmocka_unit_test(test_open_lock_and_rdonly),
+		cmocka_unit_test(test_append_messages_restart_state),
+		cmocka_unit_test(test_append_messages_bad_counted_and_logged),
+		cmocka_unit_test(test_append_packets_gap_given_up),
+		cmocka_unit_test(test_append_packets_rerequest_fills_gaps),
+		cmocka_unit_test(test_iter_from_middle_and_end),
+		cmocka_unit_test(test_stats_format_json_keys),
+		cmocka_unit_test(test_order_format_json),
+		cmocka_unit_test(test_append_enospc_then_recover),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
