@@ -87,6 +87,9 @@ struct sl_options {
 					   a lost gap is logged as a GAP record and counted */
 	uint32_t reorder_buffer_packets; /* out-of-order packets held while a gap fills (4096) */
 	const char *accel;              /* "cpu" (the only backend of this release) or "auto" */
+	uint64_t expected_orders;       /* the order table is sized for this many up front
+					   (default 1M, about 64 MiB); growing past it rehashes
+					   on the applier thread (a stall of ~0.3 s at 1M) */
 };
 
 /* Fill *o with defaults and the current version. */
@@ -144,9 +147,14 @@ SL_API uint64_t sl_db_last_seq(struct sl_db *db);
 /* Highest sequence durable on disk (fdatasync done). Thread-safe, lock-free. */
 SL_API uint64_t sl_db_durable_seq(struct sl_db *db);
 
-/* Wait until sl_db_durable_seq() >= seq. timeout_ns < 0 waits forever. Returns 0,
- * SL_ETIMEDOUT, or the I/O error that stopped the log. Thread-safe. */
+/* Wait until sl_db_durable_seq() >= seq, and then until the state reflects seq too (queries
+ * see it: the applier thread trails the log by microseconds). timeout_ns < 0 waits forever
+ * (the timeout bounds the durability wait). Returns 0, SL_ETIMEDOUT, or the I/O error that
+ * stopped the log. Thread-safe. */
 SL_API int sl_db_wait_durable(struct sl_db *db, uint64_t seq, int64_t timeout_ns);
+
+/* Highest sequence applied to the in-memory state (what queries see). Thread-safe. */
+SL_API uint64_t sl_db_applied_seq(struct sl_db *db);
 
 /* Ask the log to commit what is buffered now instead of at the next interval. Thread-safe. */
 SL_API void sl_db_sync(struct sl_db *db);
@@ -188,7 +196,8 @@ struct sl_order {
 };
 
 /* Look an order up by (stock locate, order reference number). Returns 0 and fills *out, or
- * SL_ENOTFOUND. Thread-safe; sees every message applied so far (possibly not yet durable). */
+ * SL_ENOTFOUND. Thread-safe, lock-free; sees every message up to sl_db_applied_seq() (which
+ * may be ahead of the durable sequence, or a few microseconds behind the last append). */
 SL_API int sl_db_get_order(struct sl_db *db, uint16_t locate, uint64_t ref, struct sl_order *out);
 
 #define SL_TRADE_VERSION 1
@@ -332,7 +341,8 @@ SL_API int sl_db_ingest_file(struct sl_db *db, const char *path, uint16_t dst_po
 
 struct sl_stats {
 	uint32_t version;            /* set by the library */
-	uint64_t last_seq, durable_seq;
+	uint64_t last_seq, durable_seq, applied_seq;
+	uint64_t apply_waits;        /* the writer waited for the applier (back-pressure) */
 	/* MoldUDP64 */
 	uint64_t packets, packets_bad, heartbeats, end_of_session, packets_other_session;
 	uint64_t messages_delivered, duplicates, gaps_detected, gap_messages, gaps_filled,

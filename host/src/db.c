@@ -1,10 +1,14 @@
 /* db.c - the engine: open = lock the directory and recover (log replay into the memtable);
- * append = MoldUDP64 sequencing, ITCH decoding, one log append per batch, then the state; plus
- * queries, replay cursors and statistics. db sits on top: it may call every module below it
+ * append = MoldUDP64 sequencing, ITCH decoding and one log append per batch on the writer
+ * thread, while an applier thread brings the state up to date from a Concurrency Kit SPSC ring
+ * of decoded batches (so decoding + logging and applying run on two cores); plus queries,
+ * replay cursors and statistics. db sits on top: it may call every module below it
  * (os, accel, wal through the log seam, memtable, itch, mold), and none of them calls up.
  */
 #include <arpa/inet.h>
 #include <ck_pr.h>
+#include <ck_ring.h>
+#include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -26,6 +30,15 @@
 #include "wal.h"
 
 #define BATCH 256
+#define APPLY_SLOTS 512 /* batches in flight to the applier: up to 131072 messages */
+
+/* Decoded messages on their way to the applier. */
+struct apply_batch {
+	uint32_t n;
+	uint64_t last_seq;  /* of the log batch (bad messages included) */
+	uint64_t seqs[BATCH];
+	struct sl_itch_msg msgs[BATCH];
+};
 
 struct sl_db {
 	struct sl_options opt;
@@ -47,8 +60,20 @@ struct sl_db {
 
 	/* Writer scratch: one batch at a time. */
 	struct sl_log_rec recs[BATCH];
-	struct sl_itch_msg msgs[BATCH];
-	int ok[BATCH];
+
+	/* Writer -> applier. full carries filled batches, free brings them back; both SPSC. */
+	struct apply_batch *slots;
+	ck_ring_t full, free;
+	ck_ring_buffer_t *full_buf, *free_buf;
+	pthread_t applier;
+	int applier_running;
+	pthread_mutex_t amu;
+	pthread_cond_t acv;         /* applier: a batch is queued, or stop */
+	pthread_cond_t wcv;         /* writer and waiters: a batch was applied */
+	int applier_idle, writer_waiting, applied_waiters, stop_applier; /* ck_pr */
+	uint64_t applied_seq;       /* ck_pr */
+	uint64_t apply_waits;       /* back-pressure: the writer waited for a free slot */
+	struct apply_batch *cur;    /* writer: the batch being filled */
 };
 
 static void count(uint64_t *c)
@@ -68,6 +93,7 @@ SL_API void sl_options_init(struct sl_options *o)
 	o->gap_give_up_ms = 5000;
 	o->reorder_buffer_packets = 4096;
 	o->accel = "auto";
+	o->expected_orders = 1u << 20;
 }
 
 /* ---- Decode and apply --------------------------------------------------------------------- */
@@ -100,21 +126,152 @@ static int apply_decoded(struct sl_db *db, const struct sl_itch_msg *msg, uint64
 	return r;
 }
 
-/* Log and apply n <= BATCH messages that already carry their sequences. */
+/* ---- The applier ------------------------------------------------------------------------ */
+
+/* Wake a sleeper: the flag is read after a full fence that orders it after the caller's ring
+ * operation, and the sleeper sets it under the mutex before re-checking the ring, so a wake-up
+ * is never lost. */
+static void wake(struct sl_db *db, int *flag, pthread_cond_t *cv)
+{
+	ck_pr_fence_memory();
+	if (ck_pr_load_int(flag)) {
+		pthread_mutex_lock(&db->amu);
+		pthread_cond_broadcast(cv);
+		pthread_mutex_unlock(&db->amu);
+	}
+}
+
+static void *applier_main(void *arg)
+{
+	struct sl_db *db = arg;
+	pthread_setname_np(pthread_self(), "sl-apply");
+	for (;;) {
+		void *p;
+		if (!ck_ring_dequeue_spsc(&db->full, db->full_buf, &p)) {
+			pthread_mutex_lock(&db->amu);
+			ck_pr_store_int(&db->applier_idle, 1);
+			ck_pr_fence_memory();
+			while (!ck_ring_size(&db->full) && !ck_pr_load_int(&db->stop_applier))
+				pthread_cond_wait(&db->acv, &db->amu);
+			ck_pr_store_int(&db->applier_idle, 0);
+			int stop = ck_pr_load_int(&db->stop_applier) && !ck_ring_size(&db->full);
+			pthread_mutex_unlock(&db->amu);
+			if (stop)
+				break;
+			continue;
+		}
+		struct apply_batch *b = p;
+		for (uint32_t i = 0; i < b->n; i++)
+			apply_decoded(db, &b->msgs[i], b->seqs[i]);
+		ck_pr_store_64(&db->applied_seq, b->last_seq);
+		ck_ring_enqueue_spsc(&db->free, db->free_buf, b);
+		ck_pr_fence_memory();
+		if (ck_pr_load_int(&db->writer_waiting) || ck_pr_load_int(&db->applied_waiters)) {
+			pthread_mutex_lock(&db->amu);
+			pthread_cond_broadcast(&db->wcv);
+			pthread_mutex_unlock(&db->amu);
+		}
+	}
+	return NULL;
+}
+
+/* A free batch for the writer, waiting (counted) while the applier is behind by APPLY_SLOTS. */
+static struct apply_batch *take_slot(struct sl_db *db)
+{
+	void *p;
+	if (ck_ring_dequeue_spsc(&db->free, db->free_buf, &p))
+		return p;
+	ck_pr_store_64(&db->apply_waits, db->apply_waits + 1);
+	pthread_mutex_lock(&db->amu);
+	ck_pr_store_int(&db->writer_waiting, 1);
+	ck_pr_fence_memory();
+	while (!ck_ring_dequeue_spsc(&db->free, db->free_buf, &p))
+		pthread_cond_wait(&db->wcv, &db->amu);
+	ck_pr_store_int(&db->writer_waiting, 0);
+	pthread_mutex_unlock(&db->amu);
+	return p;
+}
+
+static int start_applier(struct sl_db *db)
+{
+	const struct sl_os *os = db->os;
+	db->slots = sl__os_malloc(os, APPLY_SLOTS * sizeof(*db->slots));
+	db->full_buf = sl__os_calloc(os, (APPLY_SLOTS * 2) * sizeof(*db->full_buf));
+	db->free_buf = sl__os_calloc(os, (APPLY_SLOTS * 2) * sizeof(*db->free_buf));
+	if (!db->slots || !db->full_buf || !db->free_buf)
+		return -ENOMEM;
+	/* A ring of size 2n holds n: room for every slot in either ring. */
+	ck_ring_init(&db->full, APPLY_SLOTS * 2);
+	ck_ring_init(&db->free, APPLY_SLOTS * 2);
+	for (int i = 0; i < APPLY_SLOTS; i++)
+		ck_ring_enqueue_spsc(&db->free, db->free_buf, &db->slots[i]);
+	db->applied_seq = db->last_seq;
+	if (pthread_create(&db->applier, NULL, applier_main, db))
+		return -EAGAIN;
+	db->applier_running = 1;
+	return 0;
+}
+
+static void stop_applier(struct sl_db *db)
+{
+	if (!db->applier_running)
+		return;
+	pthread_mutex_lock(&db->amu);
+	ck_pr_store_int(&db->stop_applier, 1);
+	pthread_cond_broadcast(&db->acv);
+	pthread_mutex_unlock(&db->amu);
+	pthread_join(db->applier, NULL);
+	db->applier_running = 0;
+}
+
+/* Block until the applier has caught up with seq (it always does: it only lags). */
+static void wait_applied(struct sl_db *db, uint64_t seq)
+{
+	if (!db->applier_running || ck_pr_load_64(&db->applied_seq) >= seq)
+		return;
+	pthread_mutex_lock(&db->amu);
+	db->applied_waiters++;
+	ck_pr_fence_memory();
+	while (ck_pr_load_64(&db->applied_seq) < seq && ck_pr_load_64(&db->last_seq) >= seq)
+		pthread_cond_wait(&db->wcv, &db->amu);
+	db->applied_waiters--;
+	pthread_mutex_unlock(&db->amu);
+}
+
+/* Log n <= BATCH messages that already carry their sequences, then queue what decoded for the
+ * applier. Writer thread only. */
+static void queue_batch(struct sl_db *db, struct apply_batch *b, uint64_t last_seq)
+{
+	b->last_seq = last_seq;
+	ck_pr_store_64(&db->last_seq, last_seq);
+	ck_ring_enqueue_spsc(&db->full, db->full_buf, b);
+	wake(db, &db->applier_idle, &db->acv);
+}
+
+static struct apply_batch *writer_slot(struct sl_db *db)
+{
+	struct apply_batch *b = db->cur ? db->cur : take_slot(db);
+	db->cur = NULL;
+	b->n = 0;
+	return b;
+}
+
 static int log_and_apply(struct sl_db *db, size_t n)
 {
+	struct apply_batch *b = writer_slot(db);
 	for (size_t i = 0; i < n; i++) {
 		struct sl_log_rec *r = &db->recs[i];
-		db->ok[i] = decode_counted(db, r->data, r->len, &db->msgs[i]);
-		r->type = db->ok[i] ? SL_LOG_MSG : SL_LOG_BAD;
+		int ok = decode_counted(db, r->data, r->len, &b->msgs[b->n]);
+		r->type = ok ? SL_LOG_MSG : SL_LOG_BAD;
+		if (ok)
+			b->seqs[b->n++] = r->seq;
 	}
 	int rc = db->log.ops->append_batch(db->log.impl, db->recs, n);
-	if (rc < 0)
+	if (rc < 0) {
+		db->cur = b; /* only the applier returns slots to the free ring: keep it */
 		return rc;
-	for (size_t i = 0; i < n; i++)
-		if (db->ok[i] && (rc = apply_decoded(db, &db->msgs[i], db->recs[i].seq)) < 0)
-			return rc;
-	ck_pr_store_64(&db->last_seq, db->recs[n - 1].seq);
+	}
+	queue_batch(db, b, db->recs[n - 1].seq);
 	return 0;
 }
 
@@ -158,10 +315,14 @@ static int mold_lost(void *arg, uint64_t first, uint64_t n, uint64_t now_ns)
 	};
 	fprintf(stderr, "sluice: db: gave up on sequences %" PRIu64 "..%" PRIu64
 		" (%" PRIu64 " messages): logged as a gap\n", first, first + n - 1, n);
+	struct apply_batch *b = writer_slot(db);
 	int r = db->log.ops->append_batch(db->log.impl, &rec, 1);
-	if (r == 0)
-		ck_pr_store_64(&db->last_seq, first);
-	return r;
+	if (r < 0) {
+		db->cur = b;
+		return r;
+	}
+	queue_batch(db, b, first); /* nothing to apply; it moves applied_seq along */
+	return 0;
 }
 
 /* ---- Recovery ----------------------------------------------------------------------------- */
@@ -234,6 +395,9 @@ int sl__db_open_os(const struct sl_options *o, const struct sl_os *os, struct sl
 	db->os = os;
 	db->lock_fd = -1;
 	db->rr_fd = -1;
+	pthread_mutex_init(&db->amu, NULL);
+	pthread_cond_init(&db->acv, NULL);
+	pthread_cond_init(&db->wcv, NULL);
 	db->rdonly = !!(o->flags & SL_OPEN_RDONLY);
 	if ((size_t)snprintf(db->dir, sizeof(db->dir), "%s", o->data_dir) >= sizeof(db->dir) - 64) {
 		r = -ENAMETOOLONG;
@@ -255,7 +419,7 @@ int sl__db_open_os(const struct sl_options *o, const struct sl_os *os, struct sl
 	}
 	if ((r = sl__accel_open(o->accel, &db->accel)) < 0)
 		goto out_free;
-	if ((r = sl__memtable_new(os, &db->mt)) < 0)
+	if ((r = sl__memtable_new(os, o->expected_orders, &db->mt)) < 0)
 		goto out_free;
 	struct sl_wal_config wc = {
 		.dir = db->dir,
@@ -287,6 +451,8 @@ int sl__db_open_os(const struct sl_options *o, const struct sl_os *os, struct sl
 			goto out_free;
 		if (o->rerequest_addr && (r = open_rerequest(db, o->rerequest_addr)) < 0)
 			goto out_free;
+		if ((r = start_applier(db)) < 0)
+			goto out_free;
 	}
 	*out = db;
 	return 0;
@@ -305,6 +471,7 @@ SL_API int sl_db_close(struct sl_db *db)
 	if (!db)
 		return 0;
 	int r = 0;
+	stop_applier(db);
 	if (db->log_open)
 		r = db->log.ops->close(db->log.impl);
 	sl__mold_free(db->mold);
@@ -314,6 +481,12 @@ SL_API int sl_db_close(struct sl_db *db)
 		close(db->rr_fd);
 	if (db->lock_fd >= 0)
 		db->os->ops->close(db->os->ctx, db->lock_fd);
+	sl__os_free(db->os, db->slots);
+	sl__os_free(db->os, db->full_buf);
+	sl__os_free(db->os, db->free_buf);
+	pthread_mutex_destroy(&db->amu);
+	pthread_cond_destroy(&db->acv);
+	pthread_cond_destroy(&db->wcv);
 	sl__os_free(db->os, db);
 	return r;
 }
@@ -386,7 +559,15 @@ SL_API uint64_t sl_db_durable_seq(struct sl_db *db)
 
 SL_API int sl_db_wait_durable(struct sl_db *db, uint64_t seq, int64_t timeout_ns)
 {
-	return db->log.ops->wait_durable(db->log.impl, seq, timeout_ns);
+	int r = db->log.ops->wait_durable(db->log.impl, seq, timeout_ns);
+	if (r == 0)
+		wait_applied(db, seq);
+	return r;
+}
+
+SL_API uint64_t sl_db_applied_seq(struct sl_db *db)
+{
+	return db->applier_running ? ck_pr_load_64(&db->applied_seq) : sl_db_last_seq(db);
 }
 
 SL_API void sl_db_sync(struct sl_db *db)
@@ -501,6 +682,8 @@ SL_API int sl_db_stats(struct sl_db *db, struct sl_stats *out)
 	out->version = SL_STATS_VERSION;
 	out->last_seq = sl_db_last_seq(db);
 	out->durable_seq = sl_db_durable_seq(db);
+	out->applied_seq = sl_db_applied_seq(db);
+	out->apply_waits = ck_pr_load_64(&db->apply_waits);
 	if (db->mold) {
 		/* The tracker's counters belong to the writer; a reader sees a recent copy. */
 		struct sl_mold_stats ms;

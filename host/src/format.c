@@ -158,6 +158,8 @@ SL_API int sl_stats_format(const struct sl_stats *s, int flags, char *buf, size_
 	} f[] = {
 		{ "last_seq", s->last_seq },
 		{ "durable_seq", s->durable_seq },
+		{ "applied_seq", s->applied_seq },
+		{ "apply_waits", s->apply_waits },
 		{ "messages", s->messages },
 		{ "messages_unknown", s->messages_unknown },
 		{ "messages_bad_length", s->messages_bad_length },

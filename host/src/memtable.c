@@ -253,7 +253,8 @@ static void *arena_alloc(const struct sl_os *os, struct arena *a)
 			a->chunks = v;
 			a->cap = cap;
 		}
-		uint8_t *c = sl__os_calloc(os, a->elem * a->per_chunk);
+		/* Not zeroed: every field of a record is written before it is published. */
+		uint8_t *c = sl__os_malloc(os, a->elem * a->per_chunk);
 		if (!c)
 			return NULL;
 		a->chunks[a->nchunks++] = c;
@@ -281,8 +282,12 @@ static void arena_release(const struct sl_os *os, struct arena *a)
 
 /* ---- Lifecycle ---------------------------------------------------------------------------- */
 
-int sl__memtable_new(const struct sl_os *os, struct sl_memtable **out)
+int sl__memtable_new(const struct sl_os *os, uint64_t expected_orders, struct sl_memtable **out)
 {
+	if (expected_orders < 1024)
+		expected_orders = 1024;
+	if (expected_orders > (1ull << 32))
+		expected_orders = 1ull << 32;
 	struct sl_memtable *m = sl__os_calloc(os, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
@@ -290,9 +295,10 @@ int sl__memtable_new(const struct sl_os *os, struct sl_memtable **out)
 	m->order_arena = (struct arena){ .elem = sizeof(struct order_rec), .per_chunk = 16384 };
 	m->trade_arena = (struct arena){ .elem = sizeof(struct trade_rec), .per_chunk = 8192 };
 	m->stock_arena = (struct arena){ .elem = sizeof(struct stock_rec), .per_chunk = 1024 };
-	if (!kmap_init(&m->orders, 1 << 16, 0x5157c3))
+	/* ck_ht doubles when half full: twice the expected count fits without growing. */
+	if (!kmap_init(&m->orders, (unsigned long)expected_orders * 2, 0x5157c3))
 		goto out_free;
-	if (!kmap_init(&m->trades, 1 << 14, 0x7ade5))
+	if (!kmap_init(&m->trades, (unsigned long)expected_orders / 2, 0x7ade5))
 		goto out_orders;
 	pthread_mutex_lock(&parked_mu);
 	live_memtables++;
@@ -440,6 +446,7 @@ static int add_trade(struct sl_memtable *m, uint64_t match, struct trade_rec **o
 	if (!t)
 		return -ENOMEM;
 	t->match = match;
+	t->key_zero = 0;
 	ck_sequence_init(&t->sq);
 	*out = t;
 	return 0;

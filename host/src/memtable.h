@@ -20,8 +20,10 @@ struct sl_memtable_stats {
 struct sl_memtable;
 
 /* Records come from chunked arenas allocated through os: no allocation per message except when
- * a chunk or a hash table grows. 0 or -ENOMEM. */
-int sl__memtable_new(const struct sl_os *os, struct sl_memtable **out);
+ * a chunk or a hash table grows. The order table is sized for expected_orders up front (and
+ * the trade table for a quarter of that), so growth, which rehashes everything on the
+ * writer's thread, happens only past them. 0 or -ENOMEM. */
+int sl__memtable_new(const struct sl_os *os, uint64_t expected_orders, struct sl_memtable **out);
 void sl__memtable_free(struct sl_memtable *m);
 
 /* Apply one decoded message logged at seq. Writer thread only. 0 or -ENOMEM (the state is

@@ -53,7 +53,7 @@ static struct sl_itch_msg del(uint16_t locate, uint64_t ref)
 static struct sl_memtable *new_mt(void)
 {
 	struct sl_memtable *m;
-	assert_int_equal(sl__memtable_new(sl__os_default(), &m), 0);
+	assert_int_equal(sl__memtable_new(sl__os_default(), 1024, &m), 0);
 	return m;
 }
 
