@@ -136,7 +136,9 @@ static int os_list(void *ctx, const char *dir, int (*cb)(void *arg, const char *
 		return -errno;
 	int r = 0;
 	struct dirent *e;
-	while ((e = readdir(d)) != NULL) {
+	/* readdir returns NULL both at the end and on an error; only errno tells them apart. A
+	 * listing cut short must not pass for the whole directory (the WAL would miss segments). */
+	for (errno = 0; (e = readdir(d)) != NULL; errno = 0) {
 		if (e->d_name[0] == '.' &&
 		    (e->d_name[1] == 0 || (e->d_name[1] == '.' && e->d_name[2] == 0)))
 			continue;
@@ -144,6 +146,8 @@ static int os_list(void *ctx, const char *dir, int (*cb)(void *arg, const char *
 		if (r)
 			break;
 	}
+	if (!e && errno)
+		r = -errno;
 	closedir(d);
 	return r;
 }

@@ -242,9 +242,11 @@ static void *preparer_main(void *arg)
 {
 	struct wal *w = arg;
 	pthread_mutex_lock(&w->mu);
-	while (!w->stop && !w->failed) {
-		/* Keep one segment ready beyond the one the writer is filling. */
-		if (w->prepared_upto < w->want_seg + 1) {
+	while (!w->failed) {
+		/* Keep one segment ready beyond the one the writer is filling. Once stopping, make
+		 * only those the writer has already moved into: the committer's final commit
+		 * waits for them. */
+		if (w->prepared_upto < w->want_seg + !w->stop) {
 			uint64_t index = w->prepared_upto + 1;
 			pthread_mutex_unlock(&w->mu);
 			int fd = prepare_segment(w, index);
@@ -265,6 +267,8 @@ static void *preparer_main(void *arg)
 			pthread_cond_broadcast(&w->cv_prep);
 			continue;
 		}
+		if (w->stop)
+			break;
 		pthread_cond_wait(&w->cv_prep_req, &w->mu);
 	}
 	pthread_mutex_unlock(&w->mu);
@@ -272,6 +276,21 @@ static void *preparer_main(void *arg)
 }
 
 /* ---- Commit (committer) ------------------------------------------------------------------- */
+
+/* Close the descriptors of the segments before index: the committer has written and synced
+ * them and never writes them again (cursors open their own). Without this every segment ever
+ * made would keep a descriptor until close or truncate_before. */
+static void close_done_segments(struct wal *w, uint64_t index)
+{
+	pthread_mutex_lock(&w->mu);
+	for (size_t i = 0; i < w->nsegs && w->segs[i].index < index; i++) {
+		if (w->segs[i].fd >= 0) {
+			w->os->ops->close(w->os->ctx, w->segs[i].fd);
+			w->segs[i].fd = -1;
+		}
+	}
+	pthread_mutex_unlock(&w->mu);
+}
 
 /* Write one swapped-out buffer: extents in order; before moving to another segment, sync the
  * one just written, so after a crash a later segment never holds data while an earlier one has
@@ -299,6 +318,8 @@ static int write_buffer(struct wal *w, struct cbuf *b)
 			if (r < 0)
 				return r;
 		}
+		if (nfd != fd)
+			close_done_segments(w, e->seg);
 		fd = nfd;
 		int r = sl__os_pwrite_all(os, fd, b->data + e->buf_off, e->len, (off_t)e->file_off);
 		if (r < 0) {
@@ -397,6 +418,18 @@ static int wal_append_batch(void *impl, const struct sl_log_rec *recs, size_t n)
 	struct wal *w = impl;
 	if (w->rdonly)
 		return SL_ERDONLY;
+	/* Check the whole batch before copying any of it: a refused batch leaves no trace. (A
+	 * record copied before the check failed would be committed without its CRC, and read
+	 * back as corruption; a type recovery cannot read would be the same.) */
+	uint64_t prev = w->w_last_seq;
+	for (size_t j = 0; j < n; j++) {
+		if (recs[j].len > SL_LOG_MAX_PAYLOAD || recs[j].type < SL_LOG_MSG ||
+		    recs[j].type > SL_LOG_BAD)
+			return -EINVAL;
+		if (recs[j].seq <= prev)
+			return SL_EORDER;
+		prev = recs[j].seq;
+	}
 	/* CRCs are computed per chunk of records in one accelerator call. */
 	enum { CHUNK = 256 };
 	struct sl_accel_buf cb[CHUNK];
@@ -414,10 +447,6 @@ static int wal_append_batch(void *impl, const struct sl_log_rec *recs, size_t n)
 		size_t k = 0;
 		while (i < n && k < CHUNK) {
 			const struct sl_log_rec *r = &recs[i];
-			if (r->seq <= w->w_last_seq || r->len > SL_LOG_MAX_PAYLOAD) {
-				pthread_mutex_unlock(&w->mu);
-				return r->len > SL_LOG_MAX_PAYLOAD ? -EINVAL : SL_EORDER;
-			}
 			size_t sz = REC_HDR_LEN + r->len;
 			int rotate = w->w_off + sz > w->cfg.segment_bytes;
 			uint64_t seg = rotate ? w->w_seg + 1 : w->w_seg;
@@ -652,9 +681,11 @@ static int reader_open(struct seg_reader *rd, const char *path, uint64_t index)
 	if (r < 0)
 		return r;
 	struct seg_hdr_disk h;
-	if (rd->size < SEG_HDR_LEN ||
-	    sl__os_pread_all(os, fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
-	    memcmp(h.magic, SEG_MAGIC, 8) || h.version != SEG_VERSION || h.index != index ||
+	ssize_t got = rd->size < SEG_HDR_LEN ? 0 : sl__os_pread_all(os, fd, &h, sizeof(h), 0);
+	if (got < 0)
+		return (int)got; /* an I/O error is not a bad header: never drop the segment */
+	if (got != (ssize_t)sizeof(h) || memcmp(h.magic, SEG_MAGIC, 8) ||
+	    h.version != SEG_VERSION || h.index != index ||
 	    h.crc != sl__accel_crc32c(rd->accel, &h, offsetof(struct seg_hdr_disk, crc))) {
 		rd->why = "bad segment header";
 		return SL_ECORRUPT;
@@ -752,6 +783,7 @@ struct recovery {
 	size_t bad_cap;
 	uint64_t bad_off;
 	uint64_t records, torn_bytes, last_seq;
+	int skip; /* recover_segment: drop this segment (a bad header and nothing after it) */
 };
 
 /* Does segment index hold at least one good record? */
@@ -764,11 +796,14 @@ static int seg_has_records(struct wal *w, struct seg_reader *rd, uint64_t index)
 	int r = reader_open(&r2, path, index);
 	if (r == 0) {
 		struct sl_log_rec rec;
-		r = reader_next(&r2, &rec) == RD_OK;
+		r = reader_next(&r2, &rec);
+		r = r < 0 ? r : r == RD_OK;
 	} else {
 		r = r == SL_ECORRUPT ? 0 : r;
 	}
 	reader_close(&r2);
+	/* r2 read into rd's buffer: what rd has cached there is gone. */
+	rd->len = 0;
 	return r;
 }
 
@@ -779,6 +814,23 @@ static void report_bad(struct recovery *rc, const char *path, uint64_t off, cons
 		snprintf(rc->bad_path, rc->bad_cap, "%s", path);
 		rc->bad_off = off;
 	}
+}
+
+/* Is [from, size) of the segment all zeros? 1, 0, or -errno. */
+static int rest_is_zero(struct seg_reader *rd, uint64_t from)
+{
+	for (uint64_t off = from; off < rd->size; off += READ_CHUNK) {
+		size_t n = rd->size - off < READ_CHUNK ? (size_t)(rd->size - off) : READ_CHUNK;
+		int err = 0;
+		const uint8_t *p = reader_at(rd, off, n, &err);
+		if (err)
+			return err;
+		if (!p)
+			return 1; /* the file ends early: nothing there */
+		if (!is_zero(p, n))
+			return 0;
+	}
+	return 1;
 }
 
 /* Zero a torn tail [from, size) of a segment (only the chunks that are not zero already). */
@@ -827,17 +879,32 @@ static int recover_segment(struct wal *w, struct recovery *rc, struct seg_reader
 	out->used = SEG_HDR_LEN;
 	int r = reader_open(rd, path, idx[i]);
 	if (r == SL_ECORRUPT) {
-		/* Segments appear by rename, complete; a bad header is damage, except that a
-		 * segment with no good record after it is just dropped on repair. */
-		for (size_t j = i + 1; j < n; j++)
-			if (seg_has_records(w, rd, idx[j]) != 0) {
-				report_bad(rc, path, 0, rd->why);
+		/* Segments appear by rename, complete; a bad header is damage, except that an
+		 * empty segment with no good record after it is just dropped on repair. */
+		const char *why = rd->why;
+		for (size_t j = i + 1; j < n; j++) {
+			int later = seg_has_records(w, rd, idx[j]);
+			if (later < 0)
+				return later;
+			if (later) {
+				report_bad(rc, path, 0, why);
 				return SL_ECORRUPT;
 			}
+		}
+		/* A segment is renamed into place only after its header is synced, so a bad
+		 * header over records is damage too: dropping it would lose them. */
+		int empty = rest_is_zero(rd, SEG_HDR_LEN);
+		if (empty < 0)
+			return empty;
+		if (!empty) {
+			report_bad(rc, path, 0, "bad segment header, with data after it");
+			return SL_ECORRUPT;
+		}
 		report_bad(rc, path, 0, "bad header on the last segment; dropped");
 		if (rc->bad_path)
 			rc->bad_path[0] = 0;
-		return 1; /* skip it */
+		rc->skip = 1;
+		return 0;
 	}
 	if (r < 0) {
 		fprintf(stderr, "sluice: wal: %s: %s\n", path, sl_strerror(r));
@@ -875,8 +942,18 @@ static int recover_segment(struct wal *w, struct recovery *rc, struct seg_reader
 		for (size_t j = i + 1; j < n && !later; j++)
 			if ((later = seg_has_records(w, rd, idx[j])) < 0)
 				return later;
-		if (st == RD_END && later)
-			return 0;
+		if (st == RD_END && later) {
+			/* A segment the writer left is zeros from its end on (the rest was never
+			 * written, or a torn tail there was zeroed before the writer moved on):
+			 * anything else after the "end" is a hole in synced data. */
+			int zero = rest_is_zero(rd, at);
+			if (zero < 0)
+				return zero;
+			if (zero)
+				return 0;
+			report_bad(rc, path, at, "zeros where a record should be, data after them");
+			return SL_ECORRUPT;
+		}
 		int here = 0;
 		if (st == RD_BAD && (here = scan_for_good(rd, at + 1, rc->last_seq, &found)) < 0)
 			return here;
@@ -911,24 +988,25 @@ static int recover(struct wal *w, struct recovery *rc)
 	int r = w->os->ops->list(w->os->ctx, w->dir, list_cb, &l);
 	if (r < 0)
 		goto out;
-	qsort(l.v, l.n, sizeof(*l.v), cmp_u64);
+	if (l.n) /* qsort's base must not be NULL, even for no elements */
+		qsort(l.v, l.n, sizeof(*l.v), cmp_u64);
 	struct seg_reader rd;
 	if ((r = reader_init(&rd, w->os, w->accel)) < 0)
 		goto out;
 	for (size_t i = 0; i < l.n; i++) {
 		struct seg s;
+		rc->skip = 0;
 		r = recover_segment(w, rc, &rd, l.v, i, l.n, &s);
 		reader_close(&rd);
-		if (r == 1) {
+		if (r == 0 && rc->skip) {
 			char path[4200];
 			seg_path(w, l.v[i], "", path, sizeof(path));
 			if (!w->rdonly)
 				w->os->ops->unlink(w->os->ctx, path);
-			r = 0;
 			continue;
 		}
-		if (r < 0 || r > 0)
-			break;
+		if (r)
+			break; /* an error, or the callback's nonzero return */
 		pthread_mutex_lock(&w->mu);
 		r = push_seg_locked(w, &s);
 		pthread_mutex_unlock(&w->mu);
@@ -998,6 +1076,7 @@ static int wal_cursor_next(struct sl_log_cursor *c, struct sl_log_rec *rec)
 {
 	struct wal *w = c->w;
 	uint64_t limit = w->rdonly ? UINT64_MAX : ck_pr_load_64(&w->durable_seq);
+	int reread = 0;
 	for (;;) {
 		if (c->next_seq > limit)
 			return SL_EEND;
@@ -1020,6 +1099,13 @@ static int wal_cursor_next(struct sl_log_cursor *c, struct sl_log_rec *rec)
 		int st = reader_next(&c->rd, rec);
 		if (st < 0)
 			return st;
+		if (st != RD_OK && c->rd.len && !reread) {
+			/* The read-ahead cache may hold zeros or a partial record from before the
+			 * writes that made these records durable: read the disk again. */
+			c->rd.len = 0;
+			reread = 1;
+			continue;
+		}
 		if (st == RD_OK) {
 			if (rec->seq > limit) {
 				c->rd.pos = at; /* not durable yet: read it again next time */
