@@ -25,8 +25,9 @@ struct sl_log_rec {
 #define SL_LOG_MAX_PAYLOAD 65535u
 
 struct sl_log_stats {
-	uint64_t segments, bytes, commits, syncs, records;
-	uint64_t backpressure_waits, io_errors;
+	uint64_t segments; /* alive now */
+	uint64_t bytes, commits, syncs, records;
+	uint64_t backpressure_waits, io_errors, prepare_errors;
 	uint64_t recovered_records, recovery_torn_bytes, recovery_ns;
 };
 

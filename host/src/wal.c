@@ -101,6 +101,7 @@ struct wal {
 	uint64_t prepared_upto;  /* highest segment index ready on disk */
 	uint64_t want_seg;       /* highest segment index the writer has moved to */
 	int failed;              /* first fatal error, 0 while healthy */
+	int prep_err;            /* the preparer's last error, 0 once it succeeds again */
 	int durable_waiters;
 
 	/* Writer thread only. */
@@ -133,6 +134,23 @@ static int is_zero(const uint8_t *p, size_t n)
 		if (p[i])
 			return 0;
 	return 1;
+}
+
+static uint64_t mono(const struct wal *w)
+{
+	return w->os->ops->mono_ns(w->os->ctx);
+}
+
+/* An absolute CLOCK_MONOTONIC deadline ns from now, for condition variables created with that
+ * clock: a step of the wall clock never stretches or cuts a wait. */
+static struct timespec deadline_in(uint64_t ns)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	uint64_t t = (uint64_t)ts.tv_nsec + ns;
+	ts.tv_sec += (time_t)(t / 1000000000u);
+	ts.tv_nsec = (long)(t % 1000000000u);
+	return ts;
 }
 
 static void stat_add(uint64_t *c, uint64_t v)
@@ -252,9 +270,25 @@ static void *preparer_main(void *arg)
 			int fd = prepare_segment(w, index);
 			pthread_mutex_lock(&w->mu);
 			if (fd < 0) {
-				fail_locked(w, fd, "creating segment", index);
-				break;
+				/* A full disk now may have room later (an operator frees space,
+				 * old segments are truncated): the log fails only if the
+				 * committer needs this segment while it cannot be made. */
+				if (!w->prep_err) {
+					char path[4200];
+					seg_path(w, index, "", path, sizeof(path));
+					fprintf(stderr, "sluice: wal: creating %s failed: %s; "
+						"retrying\n", path, sl_strerror(fd));
+				}
+				w->prep_err = fd;
+				stat_add(&w->st.prepare_errors, 1);
+				pthread_cond_broadcast(&w->cv_prep);
+				if (w->stop)
+					break;
+				struct timespec ts = deadline_in(100000000);
+				pthread_cond_timedwait(&w->cv_prep_req, &w->mu, &ts);
+				continue;
 			}
+			w->prep_err = 0;
 			struct seg s = { .index = index, .fd = fd };
 			int r = push_seg_locked(w, &s);
 			if (r < 0) {
@@ -302,8 +336,13 @@ static int write_buffer(struct wal *w, struct cbuf *b)
 	for (int i = 0; i < b->next; i++) {
 		struct extent *e = &b->ext[i];
 		pthread_mutex_lock(&w->mu);
-		while (w->prepared_upto < e->seg && !w->failed)
+		while (w->prepared_upto < e->seg && !w->failed) {
+			if (w->prep_err) {
+				fail_locked(w, w->prep_err, "creating segment", e->seg);
+				break;
+			}
 			pthread_cond_wait(&w->cv_prep, &w->mu);
+		}
 		int failed = w->failed;
 		struct seg *s = find_seg_locked(w, e->seg);
 		int nfd = s ? s->fd : -1;
@@ -348,10 +387,6 @@ static int write_buffer(struct wal *w, struct cbuf *b)
 	return 0;
 }
 
-static uint64_t mono(const struct wal *w)
-{
-	return w->os->ops->mono_ns(w->os->ctx);
-}
 
 static void *committer_main(void *arg)
 {
@@ -371,11 +406,7 @@ static void *committer_main(void *arg)
 			uint64_t due = w->fill->first_ns + (uint64_t)w->cfg.commit_interval_us * 1000;
 			uint64_t now = mono(w);
 			if (now < due) {
-				struct timespec ts;
-				clock_gettime(CLOCK_REALTIME, &ts);
-				uint64_t ns = (uint64_t)ts.tv_nsec + (due - now);
-				ts.tv_sec += (time_t)(ns / 1000000000u);
-				ts.tv_nsec = (long)(ns % 1000000000u);
+				struct timespec ts = deadline_in(due - now);
 				w->committer_idle = 1;
 				pthread_cond_timedwait(&w->cv_commit, &w->mu, &ts);
 				w->committer_idle = 0;
@@ -531,16 +562,12 @@ static int wal_wait_durable(void *impl, uint64_t seq, int64_t timeout_ns)
 	struct wal *w = impl;
 	if (ck_pr_load_64(&w->durable_seq) >= seq)
 		return 0;
-	struct timespec ts;
-	if (timeout_ns >= 0) {
-		clock_gettime(CLOCK_REALTIME, &ts);
-		uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)timeout_ns;
-		ts.tv_sec += (time_t)(ns / 1000000000u);
-		ts.tv_nsec = (long)(ns % 1000000000u);
-	}
+	struct timespec ts = deadline_in(timeout_ns >= 0 ? (uint64_t)timeout_ns : 0);
 	int r = 0;
 	pthread_mutex_lock(&w->mu);
 	w->durable_waiters++;
+	/* A configured linger is honoured for waiters too: it is the batching the operator
+	 * chose (sync_now cuts it short). */
 	if (w->committer_idle)
 		pthread_cond_signal(&w->cv_commit);
 	while (ck_pr_load_64(&w->durable_seq) < seq) {
@@ -990,6 +1017,17 @@ static int recover(struct wal *w, struct recovery *rc)
 		goto out;
 	if (l.n) /* qsort's base must not be NULL, even for no elements */
 		qsort(l.v, l.n, sizeof(*l.v), cmp_u64);
+	/* Segments are made one index after another and removed only from the front, so a
+	 * missing index between two present ones is a lost file. */
+	for (size_t i = 1; i < l.n; i++) {
+		if (l.v[i] != l.v[i - 1] + 1) {
+			char path[4200];
+			seg_path(w, l.v[i - 1] + 1, "", path, sizeof(path));
+			report_bad(rc, path, 0, "segment file missing between two present ones");
+			r = SL_ECORRUPT;
+			goto out;
+		}
+	}
 	struct seg_reader rd;
 	if ((r = reader_init(&rd, w->os, w->accel)) < 0)
 		goto out;
@@ -1178,7 +1216,10 @@ static int wal_truncate_before(void *impl, uint64_t seq)
 static void wal_get_stats(void *impl, struct sl_log_stats *out)
 {
 	struct wal *w = impl;
-	out->segments = ck_pr_load_64(&w->st.segments);
+	pthread_mutex_lock(&w->mu);
+	out->segments = w->nsegs;
+	pthread_mutex_unlock(&w->mu);
+	out->prepare_errors = ck_pr_load_64(&w->st.prepare_errors);
 	out->bytes = ck_pr_load_64(&w->st.bytes);
 	out->commits = ck_pr_load_64(&w->st.commits);
 	out->syncs = ck_pr_load_64(&w->st.syncs);
@@ -1263,11 +1304,15 @@ static int wal_new(const struct sl_wal_config *cfg, const struct sl_os *os, stru
 	w->accel = accel;
 	w->rdonly = cfg->rdonly;
 	pthread_mutex_init(&w->mu, NULL);
-	pthread_cond_init(&w->cv_commit, NULL);
-	pthread_cond_init(&w->cv_space, NULL);
-	pthread_cond_init(&w->cv_durable, NULL);
-	pthread_cond_init(&w->cv_prep, NULL);
-	pthread_cond_init(&w->cv_prep_req, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&w->cv_commit, &ca);
+	pthread_cond_init(&w->cv_space, &ca);
+	pthread_cond_init(&w->cv_durable, &ca);
+	pthread_cond_init(&w->cv_prep, &ca);
+	pthread_cond_init(&w->cv_prep_req, &ca);
+	pthread_condattr_destroy(&ca);
 	*out = w;
 	if (w->cfg.segment_bytes < SL_WAL_MIN_SEGMENT || w->cfg.segment_bytes > (1ull << 40) ||
 	    w->cfg.buffer_bytes < 2 * (REC_HDR_LEN + SL_LOG_MAX_PAYLOAD))
@@ -1376,6 +1421,8 @@ int sl__wal_verify(const char *dir, const struct sl_os *os, struct sl_accel *acc
 		path[0] = 0;
 	struct recovery rc = { .bad_path = path, .bad_cap = cap };
 	r = recover(w, &rc);
+	if (r == -ENOENT && !(path && path[0]))
+		r = 0; /* no log directory yet: an empty store, as a read-only open sees it */
 	if (off)
 		*off = rc.bad_off;
 	if (records)
