@@ -626,6 +626,43 @@ static void test_append_enospc_then_recover(void **state)
 	rm_rf(t.path);
 }
 
+/* Every allocation the open makes through the os seam fails in turn: each time the open
+ * returns -ENOMEM, leaves nothing allocated or open, and a later open still works. */
+static void test_open_alloc_failure_every_point(void **state)
+{
+	(void)state;
+	struct tdir t;
+	tdir_new(&t);
+	struct fault_os *fo = fault_os_new();
+	struct sl_options o;
+	sl_options_init(&o);
+	o.data_dir = t.path;
+	o.flags = SL_OPEN_CREATE;
+	o.wal_segment_bytes = 256 * 1024;
+	o.wal_buffer_bytes = 1 << 20;
+	o.expected_orders = 1024;
+	int failures = 0, opened = 0;
+	for (uint64_t nth = 1; nth < 200 && !opened; nth++) {
+		fault_os_reset(fo);
+		fault_os_fail(fo, FAULT_MALLOC, nth, -ENOMEM, 0);
+		struct sl_db *db = NULL;
+		int r = sl__db_open_os(&o, fault_os_get(fo), &db);
+		if (r == 0) {
+			opened = 1;
+			assert_int_equal(sl_db_close(db), 0);
+		} else {
+			assert_int_equal(r, -ENOMEM);
+			failures++;
+		}
+		assert_int_equal(fault_os_live_allocs(fo), 0);
+		assert_int_equal(fault_os_open_fds(fo), 0);
+	}
+	assert_true(opened);
+	assert_true(failures >= 5);
+	fault_os_free(fo);
+	rm_rf(t.path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -639,6 +676,7 @@ int main(void)
 		cmocka_unit_test(test_stats_format_json_keys),
 		cmocka_unit_test(test_order_format_json),
 		cmocka_unit_test(test_append_enospc_then_recover),
+		cmocka_unit_test(test_open_alloc_failure_every_point),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
