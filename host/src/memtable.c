@@ -3,12 +3,12 @@
  * ck_sequence and retry if the writer changed it meanwhile, so a reader never sees half an
  * update and never blocks the writer. memtable knows nothing of the log, packets or files.
  *
- * Reclamation: records are never freed while the memtable lives. When a hash set grows, ck_hs
- * asks for the old slot array to be freed "deferred" (readers may still be probing it); those
- * arrays are parked and freed with the last memtable. Growth doubles, so the parked arrays add
- * at most the size of the live ones. (Memtable rotation, which frees whole memtables while
- * readers run, brings epoch reclamation with it.)
+ * Reclamation: records are never freed while the memtable lives. When a table grows, CK asks
+ * for the old slot array to be freed "deferred" (readers may still be probing it): it goes to
+ * ck_epoch and is freed once every reader that could have seen it has left its read section.
+ * Readers enter a section per lookup through an epoch record of their own thread.
  */
+#include <ck_epoch.h>
 #include <ck_hs.h>
 #include <ck_ht.h>
 #include <ck_pr.h>
@@ -75,8 +75,18 @@ struct kmap {
 	uint64_t count;
 };
 
+struct reader_rec {
+	ck_epoch_record_t rec;
+	struct reader_rec *next;
+};
+
 struct sl_memtable {
 	const struct sl_os *os;
+	uint64_t id;                     /* unique for the process's life: keys reader caches */
+	ck_epoch_t epoch;
+	ck_epoch_record_t writer;        /* the writer's record: deferred frees go through it */
+	pthread_mutex_t readers_mu;
+	struct reader_rec *readers;      /* every record handed to a reader thread */
 	struct kmap orders;
 	struct kmap trades;
 	struct stock_rec *stocks[65536]; /* published with ck_pr_store_ptr */
@@ -86,10 +96,21 @@ struct sl_memtable {
 
 /* ---- ck_hs plumbing ----------------------------------------------------------------------- */
 
-static pthread_mutex_t parked_mu = PTHREAD_MUTEX_INITIALIZER;
-static void **parked;
-static size_t nparked, parked_cap;
-static int live_memtables;
+/* CK's allocator callbacks take no context; the writer names its memtable here around every
+ * call that may grow a table (there is one writer per memtable, on one thread at a time). */
+static _Thread_local struct sl_memtable *tl_writer;
+
+struct deferred_free {
+	ck_epoch_entry_t entry;
+	void *p;
+};
+
+static void deferred_free_cb(ck_epoch_entry_t *e)
+{
+	struct deferred_free *d = (struct deferred_free *)(void *)e; /* entry is first */
+	free(d->p);
+	free(d);
+}
 
 /* Slot arrays of millions of entries are probed at random: back them with transparent huge
  * pages where the kernel offers them (madvise mode), which removes most TLB misses and page
@@ -110,24 +131,62 @@ static void *hs_malloc(size_t n)
 static void hs_free(void *p, size_t n, bool defer)
 {
 	(void)n;
-	if (!defer) {
+	struct sl_memtable *m = tl_writer;
+	if (!defer || !m) {
+		/* Not deferred, or a table torn down with no readers left (destroy). */
 		free(p);
 		return;
 	}
-	pthread_mutex_lock(&parked_mu);
-	if (nparked == parked_cap) {
-		size_t cap = parked_cap ? parked_cap * 2 : 64;
-		void **v = realloc(parked, cap * sizeof(*v));
-		if (!v) {
-			/* Cannot park it: leaking it is safe, freeing it is not. */
-			pthread_mutex_unlock(&parked_mu);
-			return;
-		}
-		parked = v;
-		parked_cap = cap;
+	struct deferred_free *d = malloc(sizeof(*d));
+	if (!d)
+		return; /* cannot defer it: leaking it is safe, freeing it is not */
+	d->p = p;
+	ck_epoch_call(&m->writer, &d->entry, deferred_free_cb);
+}
+
+/* This thread's epoch record for m: cached per thread for a few memtables; a thread meeting
+ * m for the first time takes a released record or registers a new one. */
+static ck_epoch_record_t *reader_record(struct sl_memtable *m)
+{
+	static _Thread_local struct {
+		uint64_t id;
+		ck_epoch_record_t *rec;
+	} cache[4];
+	static _Thread_local unsigned next;
+	for (int i = 0; i < 4; i++)
+		if (cache[i].id == m->id)
+			return cache[i].rec;
+	ck_epoch_record_t *rec = ck_epoch_recycle(&m->epoch, NULL);
+	if (!rec) {
+		struct reader_rec *r = malloc(sizeof(*r));
+		if (!r)
+			return NULL;
+		ck_epoch_register(&m->epoch, &r->rec, NULL);
+		pthread_mutex_lock(&m->readers_mu);
+		r->next = m->readers;
+		m->readers = r;
+		pthread_mutex_unlock(&m->readers_mu);
+		rec = &r->rec;
 	}
-	parked[nparked++] = p;
-	pthread_mutex_unlock(&parked_mu);
+	cache[next].id = m->id;
+	cache[next].rec = rec;
+	next = (next + 1) % 4;
+	return rec;
+}
+
+/* Enter a read section; -ENOMEM when this thread cannot get a record (the lookup fails). */
+static int read_begin(struct sl_memtable *m, ck_epoch_record_t **rec)
+{
+	*rec = reader_record(m);
+	if (!*rec)
+		return -ENOMEM;
+	ck_epoch_begin(*rec, NULL);
+	return 0;
+}
+
+static void read_end(ck_epoch_record_t *rec)
+{
+	ck_epoch_end(rec, NULL);
 }
 
 static struct ck_malloc hs_allocator = { .malloc = hs_malloc, .free = hs_free };
@@ -291,7 +350,12 @@ int sl__memtable_new(const struct sl_os *os, uint64_t expected_orders, struct sl
 	struct sl_memtable *m = sl__os_calloc(os, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
+	static uint64_t next_id;
 	m->os = os;
+	m->id = ck_pr_faa_64(&next_id, 1) + 1;
+	ck_epoch_init(&m->epoch);
+	ck_epoch_register(&m->epoch, &m->writer, NULL);
+	pthread_mutex_init(&m->readers_mu, NULL);
 	m->order_arena = (struct arena){ .elem = sizeof(struct order_rec), .per_chunk = 16384 };
 	m->trade_arena = (struct arena){ .elem = sizeof(struct trade_rec), .per_chunk = 8192 };
 	m->stock_arena = (struct arena){ .elem = sizeof(struct stock_rec), .per_chunk = 1024 };
@@ -300,14 +364,12 @@ int sl__memtable_new(const struct sl_os *os, uint64_t expected_orders, struct sl
 		goto out_free;
 	if (!kmap_init(&m->trades, (unsigned long)expected_orders / 2, 0x7ade5))
 		goto out_orders;
-	pthread_mutex_lock(&parked_mu);
-	live_memtables++;
-	pthread_mutex_unlock(&parked_mu);
 	*out = m;
 	return 0;
 out_orders:
 	kmap_destroy(&m->orders);
 out_free:
+	pthread_mutex_destroy(&m->readers_mu);
 	sl__os_free(os, m);
 	return -ENOMEM;
 }
@@ -316,21 +378,20 @@ void sl__memtable_free(struct sl_memtable *m)
 {
 	if (!m)
 		return;
+	/* No reader is left (the caller's contract): run every deferred free now. */
+	ck_epoch_barrier(&m->writer);
+	tl_writer = NULL;
 	kmap_destroy(&m->orders);
 	kmap_destroy(&m->trades);
+	for (struct reader_rec *r = m->readers, *n; r; r = n) {
+		n = r->next;
+		free(r);
+	}
+	pthread_mutex_destroy(&m->readers_mu);
 	arena_release(m->os, &m->order_arena);
 	arena_release(m->os, &m->trade_arena);
 	arena_release(m->os, &m->stock_arena);
 	sl__os_free(m->os, m);
-	pthread_mutex_lock(&parked_mu);
-	if (--live_memtables == 0) {
-		for (size_t i = 0; i < nparked; i++)
-			free(parked[i]);
-		free(parked);
-		parked = NULL;
-		nparked = parked_cap = 0;
-	}
-	pthread_mutex_unlock(&parked_mu);
 }
 
 /* ---- Writer ------------------------------------------------------------------------------- */
@@ -637,6 +698,10 @@ static void broken_trade(struct sl_memtable *m, const struct sl_itch_msg *msg)
 int sl__memtable_apply(struct sl_memtable *m, const struct sl_itch_msg *msg, uint64_t seq)
 {
 	int r = 0;
+	tl_writer = m;
+	/* Free old slot arrays once readers have moved past them. */
+	if (m->writer.n_pending && (m->st.applied & 1023) == 0)
+		ck_epoch_poll(&m->writer);
 	switch (msg->type) {
 	case SL_ITCH_ADD_ORDER:
 	case SL_ITCH_ADD_ORDER_MPID:
@@ -708,7 +773,12 @@ static void copy_sym(char *dst, const char *src, size_t n)
 int sl__memtable_get_order(struct sl_memtable *m, uint16_t locate, uint64_t ref,
 			   struct sl_order *out)
 {
+	ck_epoch_record_t *rec;
+	if (read_begin(m, &rec))
+		return -ENOMEM;
+	/* Records outlive the section (never freed while m lives); the table may not. */
 	struct order_rec *o = find_order(m, locate, ref);
+	read_end(rec);
 	if (!o)
 		return SL_ENOTFOUND;
 	struct order_rec c;
@@ -741,7 +811,11 @@ int sl__memtable_get_order(struct sl_memtable *m, uint16_t locate, uint64_t ref,
 
 int sl__memtable_get_trade(struct sl_memtable *m, uint64_t match, struct sl_trade *out)
 {
+	ck_epoch_record_t *rec;
+	if (read_begin(m, &rec))
+		return -ENOMEM;
 	struct trade_rec *t = find_trade(m, match);
+	read_end(rec);
 	if (!t)
 		return SL_ENOTFOUND;
 	struct trade_rec c;

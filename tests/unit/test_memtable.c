@@ -364,6 +364,56 @@ static void test_get_order_concurrent_readers(void **state)
 	sl__memtable_free(r.m);
 }
 
+/* Readers look up orders while the writer's inserts make the table grow many times: every
+ * order published before a lookup is found, and no reader touches a freed slot array (ASan). */
+struct growth {
+	struct sl_memtable *m;
+	uint64_t published; /* highest ref whose add has returned */
+	volatile int done;
+	uint64_t reads, missing;
+};
+
+static void *growth_reader(void *arg)
+{
+	struct growth *g = arg;
+	uint64_t x = 88172645463325252ull;
+	while (!__atomic_load_n(&g->done, __ATOMIC_ACQUIRE)) {
+		uint64_t hi = __atomic_load_n(&g->published, __ATOMIC_ACQUIRE);
+		if (!hi)
+			continue;
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		uint64_t ref = 1 + x % hi;
+		struct sl_order o;
+		g->reads++;
+		if (sl__memtable_get_order(g->m, (uint16_t)(ref & 7), ref, &o) != 0 || o.ref != ref)
+			g->missing++;
+	}
+	return NULL;
+}
+
+static void test_get_order_during_growth(void **state)
+{
+	(void)state;
+	struct growth g = { 0 };
+	assert_int_equal(sl__memtable_new(sl__os_default(), 1024, &g.m), 0);
+	pthread_t th[2];
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, growth_reader, &g), 0);
+	const uint64_t n = getenv("SL_TEST_QUICK") ? 150000 : 600000;
+	for (uint64_t ref = 1; ref <= n; ref++) {
+		apply(g.m, add((uint16_t)(ref & 7), ref, 'S', 100, 1, "GROW"), ref);
+		__atomic_store_n(&g.published, ref, __ATOMIC_RELEASE);
+	}
+	__atomic_store_n(&g.done, 1, __ATOMIC_RELEASE);
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	assert_true(g.reads > 1000);
+	assert_int_equal(g.missing, 0);
+	sl__memtable_free(g.m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -377,6 +427,7 @@ int main(void)
 		cmocka_unit_test(test_apply_stock_directory),
 		cmocka_unit_test(test_apply_many_orders_grow),
 		cmocka_unit_test(test_get_order_concurrent_readers),
+		cmocka_unit_test(test_get_order_during_growth),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
