@@ -878,3 +878,19 @@ void sl__memtable_get_stats(struct sl_memtable *m, struct sl_memtable_stats *out
 		     m->trade_arena.nchunks * m->trade_arena.per_chunk * m->trade_arena.elem +
 		     m->stock_arena.nchunks * m->stock_arena.per_chunk * m->stock_arena.elem;
 }
+
+int sl__memtable_read_hold(struct sl_memtable *m)
+{
+	ck_epoch_record_t *rec;
+	return read_begin(m, &rec);
+}
+
+void sl__memtable_read_release(struct sl_memtable *m)
+{
+	read_end(reader_record(m));
+}
+
+unsigned sl__memtable_pending_frees(struct sl_memtable *m)
+{
+	return ck_pr_load_uint(&m->writer.n_pending);
+}

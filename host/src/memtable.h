@@ -38,4 +38,10 @@ int sl__memtable_get_stock(struct sl_memtable *m, uint16_t locate, struct sl_sto
 
 void sl__memtable_get_stats(struct sl_memtable *m, struct sl_memtable_stats *out);
 
+/* For tests of reclamation: hold this thread's read section open (as a reader probing the
+ * table would) until the matching release, and count the frees waiting for readers. */
+int sl__memtable_read_hold(struct sl_memtable *m);
+void sl__memtable_read_release(struct sl_memtable *m);
+unsigned sl__memtable_pending_frees(struct sl_memtable *m);
+
 #endif /* SL_MEMTABLE_H */

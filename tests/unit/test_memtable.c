@@ -414,6 +414,48 @@ static void test_get_order_during_growth(void **state)
 	sl__memtable_free(g.m);
 }
 
+/* A reader inside its section keeps every slot array it may be probing alive: the writer's
+ * growth defers the frees until the reader leaves, then frees them all. */
+struct holder {
+	struct sl_memtable *m;
+	volatile int held, release;
+};
+
+static void *hold_main(void *arg)
+{
+	struct holder *h = arg;
+	assert_int_equal(sl__memtable_read_hold(h->m), 0);
+	__atomic_store_n(&h->held, 1, __ATOMIC_RELEASE);
+	while (!__atomic_load_n(&h->release, __ATOMIC_ACQUIRE))
+		;
+	sl__memtable_read_release(h->m);
+	return NULL;
+}
+
+static void test_apply_growth_waits_for_readers(void **state)
+{
+	(void)state;
+	struct holder h = { 0 };
+	assert_int_equal(sl__memtable_new(sl__os_default(), 1024, &h.m), 0);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, hold_main, &h), 0);
+	while (!__atomic_load_n(&h.held, __ATOMIC_ACQUIRE))
+		;
+	uint64_t seq = 0;
+	for (uint64_t ref = 1; ref <= 50000; ref++)
+		apply(h.m, add(1, ref, 'B', 100, 1, "HOLD"), ++seq);
+	/* Several doublings happened; none of the old arrays may be freed yet. */
+	unsigned pending = sl__memtable_pending_frees(h.m);
+	assert_true(pending >= 3);
+	__atomic_store_n(&h.release, 1, __ATOMIC_RELEASE);
+	pthread_join(th, NULL);
+	/* The writer frees them as it goes on (it polls every 1024 applies). */
+	for (uint64_t ref = 50001; ref <= 60000 && sl__memtable_pending_frees(h.m); ref++)
+		apply(h.m, add(1, ref, 'B', 100, 1, "HOLD"), ++seq);
+	assert_int_equal(sl__memtable_pending_frees(h.m), 0);
+	sl__memtable_free(h.m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -428,6 +470,7 @@ int main(void)
 		cmocka_unit_test(test_apply_many_orders_grow),
 		cmocka_unit_test(test_get_order_concurrent_readers),
 		cmocka_unit_test(test_get_order_during_growth),
+		cmocka_unit_test(test_apply_growth_waits_for_readers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
