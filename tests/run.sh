@@ -1,32 +1,38 @@
 #!/bin/sh
 # run.sh - run every test of the build in $BUILD: unit binaries (cmocka), crash tests, then the
-# integration scripts. Each file's own output is shown; the last line is the total, as
-# "N passed, N failed". Exits non-zero if any file failed.
+# integration scripts. Each file's own output is shown; the closing line adds up the test cases
+# of every file (cmocka's "[  PASSED  ] N" / "[  FAILED  ] N", the scripts' "N passed, N failed")
+# as "tests: N passed, N failed". Exits non-zero if any file failed.
 set -u
 BUILD="${BUILD:-build}"
 export BUILD
-pass=0
-fail=0
-failed=""
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+files=0
+bad_files=""
+cases_pass=0
+cases_fail=0
 run_one() {
 	name="$1"
 	shift
 	echo "==> $name"
-	if "$@"; then
-		pass=$((pass + 1))
-	else
-		fail=$((fail + 1))
-		failed="$failed $name"
-		echo "FAILED: $name"
+	files=$((files + 1))
+	"$@" >"$log" 2>&1
+	rc=$?
+	cat "$log"
+	p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p; s/^.*: \([0-9]*\) passed, [0-9]* failed.*/\1/p; s/^\([0-9]*\) passed, [0-9]* failed.*/\1/p' "$log" | tail -1)
+	f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p; s/^.*[: ][0-9]* passed, \([0-9]*\) failed.*/\1/p; s/^[0-9]* passed, \([0-9]*\) failed.*/\1/p' "$log" | tail -1)
+	cases_pass=$((cases_pass + ${p:-0}))
+	cases_fail=$((cases_fail + ${f:-0}))
+	if [ "$rc" -ne 0 ]; then
+		bad_files="$bad_files $name"
+		# A file that died before its summary still counts as a failure.
+		[ "${f:-0}" -eq 0 ] && cases_fail=$((cases_fail + 1))
+		echo "FAILED: $name (exit $rc)"
 	fi
 }
-for t in "$BUILD"/tests/test_*; do
-	[ -x "$t" ] || continue
-	case "$t" in *.o | *.d) continue ;; esac
-	run_one "$(basename "$t")" "$t"
-done
-for t in "$BUILD"/tests/crash_*; do
-	[ -x "$t" ] || continue
+for t in "$BUILD"/tests/test_* "$BUILD"/tests/crash_*; do
+	[ -x "$t" ] && [ -f "$t" ] || continue
 	run_one "$(basename "$t")" "$t"
 done
 for t in tests/integration/*.sh; do
@@ -34,6 +40,6 @@ for t in tests/integration/*.sh; do
 	run_one "$(basename "$t")" sh "$t"
 done
 echo
-[ -n "$failed" ] && echo "failed files:$failed"
-echo "tests: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+echo "files: $files run${bad_files:+; failed:$bad_files}"
+echo "tests: $cases_pass passed, $cases_fail failed"
+[ -z "$bad_files" ]
