@@ -180,7 +180,7 @@ struct sl_order {
 	char side;              /* 'B' or 'S' */
 	uint8_t status;         /* enum sl_order_status */
 	uint64_t ref;           /* ITCH order reference number */
-	char stock[9];          /* symbol, space padded as on the wire, NUL terminated */
+	char stock[9];          /* symbol, trailing spaces removed, NUL terminated */
 	char mpid[5];           /* attribution for F messages, else "" */
 	uint32_t price;         /* ITCH Price(4): 4 implied decimals */
 	uint32_t shares;        /* remaining shares */

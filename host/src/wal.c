@@ -59,6 +59,7 @@ struct seg {
 	uint64_t first_seq;  /* 0 while empty */
 	uint64_t last_seq;
 	uint64_t used;       /* end of the last record */
+	uint64_t size;       /* its size per its header (segments made under other options differ) */
 };
 
 struct extent {
@@ -106,6 +107,8 @@ struct wal {
 
 	/* Writer thread only. */
 	uint64_t w_seg, w_off, w_last_seq;
+	uint64_t w_seg_bytes;    /* size of segment w_seg: the options' size, except for a segment
+				    continued after an open that was made under other options */
 
 	/* Published with ck_pr; read by anyone. */
 	uint64_t durable_seq;
@@ -130,10 +133,8 @@ static uint32_t crc_of(const struct wal *w, const void *p, size_t n)
 
 static int is_zero(const uint8_t *p, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		if (p[i])
-			return 0;
-	return 1;
+	/* All bytes equal to the first, and the first zero: memcmp runs vectorized. */
+	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
 }
 
 static uint64_t mono(const struct wal *w)
@@ -289,7 +290,7 @@ static void *preparer_main(void *arg)
 				continue;
 			}
 			w->prep_err = 0;
-			struct seg s = { .index = index, .fd = fd };
+			struct seg s = { .index = index, .fd = fd, .size = w->cfg.segment_bytes };
 			int r = push_seg_locked(w, &s);
 			if (r < 0) {
 				w->os->ops->close(w->os->ctx, fd);
@@ -479,7 +480,7 @@ static int wal_append_batch(void *impl, const struct sl_log_rec *recs, size_t n)
 		while (i < n && k < CHUNK) {
 			const struct sl_log_rec *r = &recs[i];
 			size_t sz = REC_HDR_LEN + r->len;
-			int rotate = w->w_off + sz > w->cfg.segment_bytes;
+			int rotate = w->w_off + sz > w->w_seg_bytes;
 			uint64_t seg = rotate ? w->w_seg + 1 : w->w_seg;
 			int new_ext = !b->next || b->ext[b->next - 1].seg != seg;
 			if (b->len + sz > b->cap || (new_ext && b->next == MAX_EXTENTS))
@@ -487,6 +488,7 @@ static int wal_append_batch(void *impl, const struct sl_log_rec *recs, size_t n)
 			if (rotate) {
 				w->w_seg = seg;
 				w->w_off = SEG_HDR_LEN;
+				w->w_seg_bytes = w->cfg.segment_bytes;
 				w->want_seg = seg;
 				pthread_cond_signal(&w->cv_prep_req);
 			}
@@ -905,6 +907,7 @@ static int recover_segment(struct wal *w, struct recovery *rc, struct seg_reader
 	out->fd = -1;
 	out->used = SEG_HDR_LEN;
 	int r = reader_open(rd, path, idx[i]);
+	out->size = rd->size;
 	if (r == SL_ECORRUPT) {
 		/* Segments appear by rename, complete; a bad header is damage, except that an
 		 * empty segment with no good record after it is just dropped on repair. */
@@ -1343,11 +1346,14 @@ static int wal_start(struct wal *w)
 			return s->fd;
 		w->w_seg = s->index;
 		w->w_off = s->used;
+		w->w_seg_bytes = s->size;
 	} else {
 		int fd = prepare_segment(w, 1);
 		if (fd < 0)
 			return fd;
-		struct seg s = { .index = 1, .fd = fd, .used = SEG_HDR_LEN };
+		struct seg s = {
+			.index = 1, .fd = fd, .used = SEG_HDR_LEN, .size = w->cfg.segment_bytes
+		};
 		int r = push_seg_locked(w, &s);
 		if (r < 0) {
 			os->ops->close(os->ctx, fd);
@@ -1355,6 +1361,7 @@ static int wal_start(struct wal *w)
 		}
 		w->w_seg = 1;
 		w->w_off = SEG_HDR_LEN;
+		w->w_seg_bytes = w->cfg.segment_bytes;
 		w->st.segments++;
 	}
 	w->prepared_upto = w->w_seg;

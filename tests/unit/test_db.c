@@ -663,6 +663,45 @@ static void test_open_alloc_failure_every_point(void **state)
 	rm_rf(t.path);
 }
 
+/* Reopening with another segment size: the segment being continued keeps its own size (the
+ * writer must not run past it), new segments take the new one, and nothing is lost. */
+static void test_open_other_segment_size(void **state)
+{
+	(void)state;
+	struct tdir t;
+	tdir_new(&t);
+	struct msgs m;
+	gen_msgs(&m, 61000, 21);
+	const uint64_t sizes[3] = { 128 * 1024, 1024 * 1024, 128 * 1024 };
+	const size_t upto[3] = { 1000, 51000, 61000 };
+	size_t done = 0;
+	for (int round = 0; round < 3; round++) {
+		struct sl_options o;
+		sl_options_init(&o);
+		o.data_dir = t.path;
+		o.flags = SL_OPEN_CREATE;
+		o.wal_segment_bytes = sizes[round];
+		o.wal_buffer_bytes = 1 << 20;
+		struct sl_db *db;
+		assert_int_equal(sl_db_open(&o, &db), 0);
+		assert_int_equal(sl_db_durable_seq(db), done);
+		append_all(db, &m, done, upto[round]);
+		assert_int_equal(sl_db_wait_durable(db, upto[round], -1), 0);
+		done = upto[round];
+		assert_int_equal(sl_db_close(db), 0);
+		char path[256];
+		uint64_t off, recs, torn;
+		assert_int_equal(sl_verify(t.path, path, sizeof(path), &off, &recs, &torn), 0);
+		assert_int_equal(recs, done);
+		assert_int_equal(torn, 0);
+	}
+	struct sl_db *db = open_db(t.path, SL_OPEN_RDONLY);
+	check_replay(db, &m, 61000);
+	sl_db_close(db);
+	free_msgs(&m);
+	rm_rf(t.path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -677,6 +716,7 @@ int main(void)
 		cmocka_unit_test(test_order_format_json),
 		cmocka_unit_test(test_append_enospc_then_recover),
 		cmocka_unit_test(test_open_alloc_failure_every_point),
+		cmocka_unit_test(test_open_other_segment_size),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
