@@ -126,7 +126,7 @@ test: deps
 
 check: deps
 	$(Q)$(MAKE) --no-print-directory BUILD=build-check SAN=1 all tests
-	$(Q)BUILD=build-check SL_TEST_QUICK=1 \
+	$(Q)BUILD=build-check SL_TEST_QUICK=1 SL_SAN_FLAGS="-fsanitize=address,undefined" \
 		ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 sh tests/run.sh
 

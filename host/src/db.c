@@ -345,6 +345,14 @@ static int recover_rec(void *arg, const struct sl_log_rec *rec)
 	return 0;
 }
 
+/* Counters rebuilt by recovery start again from zero for another attempt. */
+static void reset_counters(struct sl_db *db)
+{
+	db->messages = db->unknown = db->bad_length = db->missed_applies = 0;
+	memset(db->by_type, 0, sizeof(db->by_type));
+	db->last_seq = 0;
+}
+
 /* ---- Open / close ------------------------------------------------------------------------- */
 
 static int open_rerequest(struct sl_db *db, const char *addr)
@@ -419,8 +427,6 @@ int sl__db_open_os(const struct sl_options *o, const struct sl_os *os, struct sl
 	}
 	if ((r = sl__accel_open(o->accel, &db->accel)) < 0)
 		goto out_free;
-	if ((r = sl__memtable_new(os, o->expected_orders, &db->mt)) < 0)
-		goto out_free;
 	struct sl_wal_config wc = {
 		.dir = db->dir,
 		.segment_bytes = o->wal_segment_bytes,
@@ -430,7 +436,23 @@ int sl__db_open_os(const struct sl_options *o, const struct sl_os *os, struct sl
 		.rdonly = db->rdonly,
 		.no_sync = !!(o->flags & SL_OPEN_NO_SYNC),
 	};
-	if ((r = sl__wal_open(&wc, os, db->accel, recover_rec, db, &db->log)) < 0)
+	/* A read-only open may race a live writer and read a record it is halfway through
+	 * writing, followed by the rest of its commit: that reads as damage in the middle. Real
+	 * damage stays put, an in-flight write does not: look again before saying so. */
+	for (int attempt = 0;; attempt++) {
+		if ((r = sl__memtable_new(os, o->expected_orders, &db->mt)) < 0)
+			goto out_free;
+		r = sl__wal_open(&wc, os, db->accel, recover_rec, db, &db->log);
+		if (r != SL_ECORRUPT || !db->rdonly || attempt == 2)
+			break;
+		sl__memtable_free(db->mt);
+		db->mt = NULL;
+		reset_counters(db);
+		fprintf(stderr, "sluice: db: %s: looking again in case a writer was mid-commit\n",
+			db->dir);
+		usleep(50000);
+	}
+	if (r < 0)
 		goto out_free;
 	db->log_open = 1;
 	if (!db->rdonly) {
@@ -740,7 +762,13 @@ SL_API int sl_verify(const char *dir, char *path, size_t cap, uint64_t *off, uin
 	int r = sl__accel_open("cpu", &a);
 	if (r < 0)
 		return r;
-	r = sl__wal_verify(dir, sl__os_default(), a, path, cap, off, records, torn_bytes);
+	/* As for read-only opens: a live writer's in-flight commit can look like damage. */
+	for (int attempt = 0; attempt < 3; attempt++) {
+		r = sl__wal_verify(dir, sl__os_default(), a, path, cap, off, records, torn_bytes);
+		if (r != SL_ECORRUPT)
+			break;
+		usleep(50000);
+	}
 	sl__accel_close(a);
 	return r;
 }

@@ -702,6 +702,55 @@ static void test_open_other_segment_size(void **state)
 	rm_rf(t.path);
 }
 
+/* Read-only opens (what the CLI does) while a writer ingests at full speed: every open
+ * succeeds and sees a contiguous prefix of the stream. */
+struct live_writer {
+	struct sl_db *db;
+	const struct msgs *m;
+	volatile int done;
+};
+
+static void *live_writer_main(void *arg)
+{
+	struct live_writer *lw = arg;
+	append_all(lw->db, lw->m, 0, lw->m->n);
+	sl_db_wait_durable(lw->db, lw->m->n, -1);
+	__atomic_store_n(&lw->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void test_open_rdonly_during_ingest(void **state)
+{
+	(void)state;
+	struct tdir t;
+	tdir_new(&t);
+	struct msgs m;
+	gen_msgs(&m, getenv("SL_TEST_QUICK") ? 100000 : 400000, 5);
+	struct live_writer lw = { .db = open_db(t.path, SL_OPEN_CREATE), .m = &m };
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, live_writer_main, &lw), 0);
+	int opens = 0;
+	while (!__atomic_load_n(&lw.done, __ATOMIC_ACQUIRE) || opens < 3) {
+		struct sl_db *ro = open_db(t.path, SL_OPEN_RDONLY);
+		struct sl_iter *it;
+		assert_int_equal(sl_iter_open(ro, 1, &it), 0);
+		struct sl_event ev;
+		uint64_t want = 1;
+		while (sl_iter_next(it, &ev) == 0) {
+			assert_int_equal(ev.seq, want);
+			assert_memory_equal(ev.data, m.data[want - 1], ev.len);
+			want++;
+		}
+		sl_iter_close(it);
+		sl_db_close(ro);
+		opens++;
+	}
+	pthread_join(th, NULL);
+	sl_db_close(lw.db);
+	free_msgs(&m);
+	rm_rf(t.path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -717,6 +766,7 @@ int main(void)
 		cmocka_unit_test(test_append_enospc_then_recover),
 		cmocka_unit_test(test_open_alloc_failure_every_point),
 		cmocka_unit_test(test_open_other_segment_size),
+		cmocka_unit_test(test_open_rdonly_during_ingest),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
