@@ -40,6 +40,7 @@
 #include "feed.h"
 #include "itch.h"
 #include "sluice.h"
+#include "testutil.h"
 
 #define KIB 1024u
 #define MIB (1024u * 1024u)
@@ -252,17 +253,9 @@ static void sleep_us(uint64_t us)
 		;
 }
 
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static void rm_rf(const char *path)
 {
-	nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	sl_test_rm_rf(path);
 }
 
 /* ---- One test's state ----------------------------------------------------------------------- */

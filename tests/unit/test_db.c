@@ -25,18 +25,11 @@
 #include "itch.h"
 #include "mold.h"
 #include "sluice.h"
-
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *f)
-{
-	(void)sb;
-	(void)flag;
-	(void)f;
-	return remove(p);
-}
+#include "testutil.h"
 
 static void rm_rf(const char *dir)
 {
-	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	sl_test_rm_rf(dir);
 }
 
 struct tdir {
@@ -45,8 +38,7 @@ struct tdir {
 
 static void tdir_new(struct tdir *t)
 {
-	snprintf(t->path, sizeof(t->path), "/tmp/sl_test_db.XXXXXX");
-	assert_non_null(mkdtemp(t->path));
+	assert_non_null(sl_test_mkdtemp(t->path, sizeof(t->path), "db"));
 }
 
 static struct sl_db *open_db(const char *dir, uint32_t flags)

@@ -21,6 +21,7 @@
 #include "fault_os.h"
 #include "os.h"
 #include "sluice.h"
+#include "testutil.h"
 
 /* ---- Helpers ------------------------------------------------------------------------------ */
 
@@ -30,32 +31,17 @@ struct tdir {
 
 static void tdir_new(struct tdir *t)
 {
-	snprintf(t->path, sizeof(t->path), "/tmp/sl_test_os.XXXXXX");
-	assert_non_null(mkdtemp(t->path));
-}
-
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *f)
-{
-	(void)sb;
-	(void)flag;
-	(void)f;
-	return remove(p);
+	assert_non_null(sl_test_mkdtemp(t->path, sizeof(t->path), "os"));
 }
 
 static void tdir_free(struct tdir *t)
 {
-	assert_int_equal(nftw(t->path, rm_cb, 16, FTW_DEPTH | FTW_PHYS), 0);
+	assert_int_equal(sl_test_rm_rf(t->path), 0);
 }
 
 static void path_in(const struct tdir *t, const char *name, char *out, size_t cap)
 {
 	snprintf(out, cap, "%s/%s", t->path, name);
-}
-
-static int file_exists(const char *path)
-{
-	struct stat st;
-	return stat(path, &st) == 0;
 }
 
 static uint64_t file_size(const char *path)
@@ -232,10 +218,10 @@ static void test_os_rename_unlink_sync_dir(void **state)
 	assert_int_equal(os->ops->close(os->ctx, fd), 0);
 	assert_int_equal(os->ops->rename(os->ctx, a, b), 0);
 	assert_int_equal(os->ops->sync_dir(os->ctx, t.path), 0);
-	assert_false(file_exists(a));
+	assert_false(sl_test_file_exists(a));
 	assert_int_equal(file_size(b), 5);
 	assert_int_equal(os->ops->unlink(os->ctx, b), 0);
-	assert_false(file_exists(b));
+	assert_false(sl_test_file_exists(b));
 	assert_int_equal(os->ops->sync_dir(os->ctx, t.path), 0);
 	tdir_free(&t);
 }
@@ -250,7 +236,7 @@ static void test_os_lock_twice(void **state)
 	path_in(&t, "LOCK", p, sizeof(p));
 	int fd = os->ops->lock(os->ctx, p);
 	assert_true(fd >= 0);
-	assert_true(file_exists(p));
+	assert_true(sl_test_file_exists(p));
 	/* A second open file description (as a second process would have) is refused. */
 	assert_int_equal(os->ops->lock(os->ctx, p), SL_ELOCKED);
 	assert_int_equal(os->ops->lock(os->ctx, p), SL_ELOCKED);
@@ -438,7 +424,7 @@ static void test_fault_os_fail_nth(void **state)
 	fault_os_fail(fo, FAULT_MKDIR, 1, -ENOSPC, 0);
 	path_in(&t, "d", p, sizeof(p));
 	assert_int_equal(os->ops->mkdir(os->ctx, p, 0755), -ENOSPC);
-	assert_false(file_exists(p));
+	assert_false(sl_test_file_exists(p));
 	fault_os_fail(fo, FAULT_MALLOC, 3, -ENOMEM, 0);
 	void *m1 = sl__os_malloc(os, 8), *m2 = sl__os_malloc(os, 8);
 	assert_non_null(m1);
@@ -533,14 +519,14 @@ static void test_fault_os_tear_then_crash(void **state)
 	fd2 = os->ops->open(os->ctx, p, O_RDWR | O_CREAT | O_TRUNC, 0644);
 	assert_true(fd2 >= 0);
 	os->ops->close(os->ctx, fd2);
-	assert_false(file_exists(q));
-	assert_false(file_exists(r));
+	assert_false(sl_test_file_exists(q));
+	assert_false(sl_test_file_exists(r));
 	/* Reads still work and see the disk as the crash left it. */
 	char b[32];
 	assert_int_equal(sl__os_pread_all(os, fd, b, sizeof(b), 0), 13);
 	assert_memory_equal(b, "0123456789abc", 13);
 	assert_int_equal(os->ops->unlink(os->ctx, p), 0);
-	assert_true(file_exists(p));
+	assert_true(sl_test_file_exists(p));
 	assert_int_equal(hook_calls, 1);
 	os->ops->close(os->ctx, fd);
 	assert_int_equal(fault_os_open_fds(fo), 0);
@@ -601,7 +587,7 @@ static void test_fault_os_crash_at_and_match(void **state)
 	fault_os_crash(fo);
 	assert_int_equal(hook_calls, 2);
 	assert_int_equal(os->ops->unlink(os->ctx, c), 0);
-	assert_true(file_exists(c));
+	assert_true(sl_test_file_exists(c));
 	os->ops->close(os->ctx, fa);
 	os->ops->close(os->ctx, fb);
 	fault_os_free(fo);

@@ -32,6 +32,7 @@
 #include "log.h"
 #include "os.h"
 #include "sluice.h"
+#include "testutil.h"
 #include "wal.h"
 
 #define SEG_HDR 64
@@ -75,33 +76,18 @@ struct tdir {
 
 static void tdir_new(struct tdir *t)
 {
-	snprintf(t->path, sizeof(t->path), "/tmp/sl_test_wal.XXXXXX");
-	assert_non_null(mkdtemp(t->path));
+	assert_non_null(sl_test_mkdtemp(t->path, sizeof(t->path), "wal"));
 	snprintf(t->wal, sizeof(t->wal), "%s/wal", t->path);
-}
-
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *f)
-{
-	(void)sb;
-	(void)flag;
-	(void)f;
-	return remove(p);
 }
 
 static void tdir_free(struct tdir *t)
 {
-	assert_int_equal(nftw(t->path, rm_cb, 16, FTW_DEPTH | FTW_PHYS), 0);
+	assert_int_equal(sl_test_rm_rf(t->path), 0);
 }
 
 static void seg_file(const struct tdir *t, uint64_t index, char *out, size_t cap)
 {
 	snprintf(out, cap, "%s/%016llx.wal", t->wal, (unsigned long long)index);
-}
-
-static int file_exists(const char *path)
-{
-	struct stat st;
-	return stat(path, &st) == 0;
 }
 
 static uint64_t file_size(const char *path)
@@ -611,13 +597,13 @@ static void test_wal_open_bad_config(void **state)
 	o.buf = 2 * (REC_HDR + SL_LOG_MAX_PAYLOAD) - 1;
 	assert_int_equal(wal_open_with(&t, NULL, &o, NULL, &log), SL_ECONFIG);
 	/* Nothing was created. */
-	assert_false(file_exists(t.wal));
+	assert_false(sl_test_file_exists(t.wal));
 	/* A read-only open of a directory with no log yet is an empty log. */
 	o = small;
 	o.rdonly = 1;
 	struct model m = { 0 };
 	open_expect(&t, &o, &m, 0, &log);
-	assert_false(file_exists(t.wal));
+	assert_false(sl_test_file_exists(t.wal));
 	assert_int_equal(log.ops->close(log.impl), 0);
 	tdir_free(&t);
 }
@@ -1024,12 +1010,12 @@ static void test_truncate_before_drops_whole_segments(void **state)
 	assert_int_equal(log.ops->truncate_before(log.impl, m.seq[0]), 0);
 	char p[200];
 	seg_file(&t, 1, p, sizeof(p));
-	assert_true(file_exists(p));
+	assert_true(sl_test_file_exists(p));
 	/* A seq inside segment 4 keeps segment 4 whole (it also holds seq - 1). */
 	assert_int_equal(log.ops->truncate_before(log.impl, m.seq[mid4]), 0);
 	for (uint64_t s = 1; s <= last_seg + 1; s++) {
 		seg_file(&t, s, p, sizeof(p));
-		assert_int_equal(file_exists(p), s >= 4);
+		assert_int_equal(sl_test_file_exists(p), s >= 4);
 	}
 	/* From before the start: from segment 4's first record. */
 	struct model from4 = { .seq = m.seq + s4, .len = m.len + s4, .n = n - s4 };
@@ -1045,14 +1031,14 @@ static void test_truncate_before_drops_whole_segments(void **state)
 	/* The first seq of segment 5 drops segment 4, exactly. */
 	assert_int_equal(log.ops->truncate_before(log.impl, m.seq[s5]), 0);
 	seg_file(&t, 4, p, sizeof(p));
-	assert_false(file_exists(p));
+	assert_false(sl_test_file_exists(p));
 	seg_file(&t, 5, p, sizeof(p));
-	assert_true(file_exists(p));
+	assert_true(sl_test_file_exists(p));
 	/* Past the end: the writer's segment (the last with data, or the empty one after it)
 	 * always stays, with everything after it. */
 	assert_int_equal(log.ops->truncate_before(log.impl, UINT64_MAX), 0);
 	seg_file(&t, last_seg + 1, p, sizeof(p));
-	assert_true(file_exists(p));
+	assert_true(sl_test_file_exists(p));
 	assert_int_equal(log.ops->close(log.impl), 0);
 	/* A reopen recovers what is left: whole segments only, so a suffix of the model. */
 	uint64_t idx[4096];
@@ -1508,7 +1494,7 @@ static void test_wal_open_bad_segment_header_in_middle(void **state)
 		assert_string_equal(bad, p);
 		assert_int_equal(off, 0);
 		assert_int_equal(recs, s2);
-		assert_true(file_exists(p));
+		assert_true(sl_test_file_exists(p));
 		tdir_free(&t);
 	}
 	model_free(&m);
@@ -1605,13 +1591,13 @@ static void test_wal_open_rdonly_changes_nothing(void **state)
 	uint8_t *after = snapshot(&t, &n1);
 	assert_int_equal(n0, n1);
 	assert_memory_equal(before, after, n0);
-	assert_true(file_exists(tmp));
+	assert_true(sl_test_file_exists(tmp));
 	free(before);
 	free(after);
 	/* A writable open repairs: the tail is zeroed and the temporary file goes. */
 	open_expect(&t, &small, &m, m.n - 1, &log);
 	assert_int_equal(log.ops->close(log.impl), 0);
-	assert_false(file_exists(tmp));
+	assert_false(sl_test_file_exists(tmp));
 	model_free(&m);
 	tdir_free(&t);
 }
