@@ -10,8 +10,6 @@ BIN="$BUILD/bin"
 N="${SL_E2E_MESSAGES:-200000}"
 [ -n "${SL_TEST_QUICK:-}" ] && N=50000
 tmp=$(mktemp -d /tmp/sl_e2e.XXXXXX)
-pass=0
-fail=0
 daemon=""
 cleanup() {
 	[ -n "$daemon" ] && kill -9 "$daemon" 2>/dev/null
@@ -20,17 +18,7 @@ cleanup() {
 trap cleanup EXIT
 [ -n "${SL_KEEP:-}" ] && trap - EXIT
 
-check() {
-	name="$1"
-	shift
-	if "$@"; then
-		pass=$((pass + 1))
-		echo "ok   $name"
-	else
-		fail=$((fail + 1))
-		echo "FAIL $name"
-	fi
-}
+. tests/integration/lib/check.sh
 
 # Ports from the pid, so parallel runs do not collide.
 base=$((20000 + ($$ % 20000)))
@@ -128,5 +116,4 @@ ref=$(echo "$first_add" | sed -n 's/.* ref=\([0-9]*\) .*/\1/p')
 "$BIN/sluice" get --data "$tmp/live" order "$loc" "$ref" --json >"$tmp/order.json" 2>&1 || true
 check "get order prints JSON with the documented keys" grep -q "^{\"locate\":$loc,\"ref\":$ref,\"side\":\"[BS]\",\"shares\":[0-9]*,\"price\":[0-9]*,\"status\":\"[a-z]*\"" "$tmp/order.json"
 
-echo "test_e2e_udp: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+check_summary test_e2e_udp

@@ -5,19 +5,7 @@ set -u
 BUILD="${BUILD:-build}"
 tmp=$(mktemp -d /tmp/sl_gw.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-check() {
-	name="$1"
-	shift
-	if "$@"; then
-		pass=$((pass + 1))
-		echo "ok   $name"
-	else
-		fail=$((fail + 1))
-		echo "FAIL $name"
-	fi
-}
+. tests/integration/lib/check.sh
 # Under `make check` the library is instrumented: the gateway links the sanitizers too.
 flags="-std=c11 -Wall -Wextra -Werror -Ihost/include ${SL_SAN_FLAGS:-}"
 check "builds against sluice.h and libsluice.a" \
@@ -37,5 +25,4 @@ internal=$(nm -D --defined-only "$BUILD/libsluice.so" | awk '{print $3}' | grep 
 check "libsluice.so exports only sl_* symbols${internal:+ (also: $internal)}" [ -z "$internal" ]
 check "libsluice.so exports no sl__ internals" \
 	sh -c "! nm -D --defined-only '$BUILD/libsluice.so' | grep -q ' sl__'"
-echo "test_gateway_link: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+check_summary test_gateway_link
