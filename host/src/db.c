@@ -31,6 +31,7 @@
 
 #define BATCH 256
 #define APPLY_SLOTS 512 /* batches in flight to the applier: up to 131072 messages */
+#define APPLY_SPIN 4096 /* ring polls (with a pause each) before the applier sleeps */
 
 /* Decoded messages on their way to the applier. */
 struct apply_batch {
@@ -147,7 +148,15 @@ static void *applier_main(void *arg)
 	pthread_setname_np(pthread_self(), "sl-apply");
 	for (;;) {
 		void *p;
-		if (!ck_ring_dequeue_spsc(&db->full, db->full_buf, &p)) {
+		/* Under load the next batch is microseconds away: look for it a little while
+		 * before sleeping, since a sleep and a wake-up cost more than the batch. */
+		int got = 0;
+		for (int spin = 0; spin < APPLY_SPIN && !got; spin++) {
+			got = ck_ring_dequeue_spsc(&db->full, db->full_buf, &p);
+			if (!got)
+				ck_pr_stall();
+		}
+		if (!got) {
 			pthread_mutex_lock(&db->amu);
 			ck_pr_store_int(&db->applier_idle, 1);
 			ck_pr_fence_memory();

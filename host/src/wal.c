@@ -27,6 +27,7 @@
 #define MAX_EXTENTS 16
 #define READ_CHUNK (1u << 20)
 #define ZERO_CHUNK (1u << 20)
+#define PREP_SYNC_CHUNKS 2 /* the preparer syncs every this many chunks */
 
 /* Segment header, little-endian on disk. */
 struct seg_hdr_disk {
@@ -240,6 +241,11 @@ static int prepare_segment(struct wal *w, uint64_t index)
 			memset(zeros, 0, sizeof(h));
 		if (r < 0)
 			goto out_free;
+		/* Flush as we go: 64 MiB of zeros queued at once on the device would sit in
+		 * front of the committer's small syncs for tens of milliseconds. */
+		if (!w->cfg.no_sync && (off / ZERO_CHUNK) % PREP_SYNC_CHUNKS == PREP_SYNC_CHUNKS - 1 &&
+		    (r = os->ops->fdatasync(os->ctx, fd)) < 0)
+			goto out_free;
 	}
 	if (!w->cfg.no_sync && (r = os->ops->fdatasync(os->ctx, fd)) < 0)
 		goto out_free;
@@ -260,6 +266,7 @@ out_close:
 static void *preparer_main(void *arg)
 {
 	struct wal *w = arg;
+	pthread_setname_np(pthread_self(), "sl-prepare");
 	pthread_mutex_lock(&w->mu);
 	while (!w->failed) {
 		/* Keep one segment ready beyond the one the writer is filling. Once stopping, make
@@ -392,6 +399,7 @@ static int write_buffer(struct wal *w, struct cbuf *b)
 static void *committer_main(void *arg)
 {
 	struct wal *w = arg;
+	pthread_setname_np(pthread_self(), "sl-commit");
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
 		while (!w->stop && !w->failed && w->fill->len == 0) {
@@ -562,8 +570,14 @@ static uint64_t wal_durable_seq(void *impl)
 static int wal_wait_durable(void *impl, uint64_t seq, int64_t timeout_ns)
 {
 	struct wal *w = impl;
-	if (ck_pr_load_64(&w->durable_seq) >= seq)
-		return 0;
+	/* A commit is typically under way and ends within microseconds: watch for it briefly
+	 * before taking the lock the writer and the committer need (a sleep and a wake-up cost
+	 * more than the wait). */
+	for (int spin = 0; spin < 1024; spin++) {
+		if (ck_pr_load_64(&w->durable_seq) >= seq)
+			return 0;
+		ck_pr_stall();
+	}
 	struct timespec ts = deadline_in(timeout_ns >= 0 ? (uint64_t)timeout_ns : 0);
 	int r = 0;
 	pthread_mutex_lock(&w->mu);
