@@ -123,7 +123,8 @@ struct sl_packet {
 /* Append a batch of raw MoldUDP64 packets (downstream format). The session tracker delivers
  * messages in sequence order, drops duplicates, buffers packets that arrive early, detects gaps
  * and sends re-requests to o->rerequest_addr; every delivered message is logged (its raw bytes,
- * its MoldUDP64 sequence, its receive time) and applied to the state. Malformed packets and
+ * its MoldUDP64 sequence, its receive time), then applied to the state by the applier thread
+ * microseconds later (sl_db_applied_seq; sl_db_wait_durable waits for both). Malformed packets and
  * messages are counted (sl_stats) and never abort the batch. Returns 0 or a fatal error
  * (I/O failure, SL_ERDONLY). Writer thread only. */
 SL_API int sl_db_append_packets(struct sl_db *db, const struct sl_packet *pkts, size_t n);
