@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -175,6 +176,22 @@ static int os_lock(void *ctx, const char *path)
 	return fd;
 }
 
+static int os_mmap(void *ctx, int fd, size_t len, void **addr)
+{
+	(void)ctx;
+	void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	*addr = p;
+	return 0;
+}
+
+static int os_munmap(void *ctx, void *addr, size_t len)
+{
+	(void)ctx;
+	return munmap(addr, len) < 0 ? -errno : 0;
+}
+
 static void *os_malloc(void *ctx, size_t n)
 {
 	(void)ctx;
@@ -229,6 +246,8 @@ static const struct sl_os_ops default_ops = {
 	.list = os_list,
 	.sync_dir = os_sync_dir,
 	.lock = os_lock,
+	.mmap = os_mmap,
+	.munmap = os_munmap,
 	.malloc = os_malloc,
 	.realloc = os_realloc,
 	.free = os_free,

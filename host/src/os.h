@@ -36,6 +36,9 @@ struct sl_os_ops {
 	/* Exclusive advisory lock on path (created if needed); returns the fd holding it or
 	 * SL_ELOCKED. Released by close. */
 	int (*lock)(void *ctx, const char *path);
+	/* Map len bytes of fd read-only (shared) into *addr; unmap with munmap. 0 or -errno. */
+	int (*mmap)(void *ctx, int fd, size_t len, void **addr);
+	int (*munmap)(void *ctx, void *addr, size_t len);
 	void *(*malloc)(void *ctx, size_t n);
 	void *(*realloc)(void *ctx, void *p, size_t n);
 	void (*free)(void *ctx, void *p);

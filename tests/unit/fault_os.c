@@ -333,6 +333,21 @@ static int f_lock(void *ctx, const char *path)
 	return fd;
 }
 
+static int f_mmap(void *ctx, int fd, size_t len, void **addr)
+{
+	struct fault_os *fo = ctx;
+	struct action a = decide(fo, FAULT_MMAP, NULL, NULL, fd);
+	if (a.kind == RULE_FAIL)
+		return a.err;
+	return REAL(fo)->mmap(RCTX(fo), fd, len, addr);
+}
+
+static int f_munmap(void *ctx, void *addr, size_t len)
+{
+	struct fault_os *fo = ctx;
+	return REAL(fo)->munmap(RCTX(fo), addr, len);
+}
+
 static void *f_malloc(void *ctx, size_t n)
 {
 	struct fault_os *fo = ctx;
@@ -394,6 +409,8 @@ static const struct sl_os_ops fault_ops = {
 	.list = f_list,
 	.sync_dir = f_sync_dir,
 	.lock = f_lock,
+	.mmap = f_mmap,
+	.munmap = f_munmap,
 	.malloc = f_malloc,
 	.realloc = f_realloc,
 	.free = f_free,

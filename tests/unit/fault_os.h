@@ -30,6 +30,7 @@ enum fault_op {
 	FAULT_LIST,
 	FAULT_SYNC_DIR,
 	FAULT_LOCK,
+	FAULT_MMAP,
 	FAULT_MALLOC, /* malloc and sl__os_calloc */
 	FAULT_REALLOC,
 	FAULT_NOPS
