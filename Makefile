@@ -73,11 +73,16 @@ MOD_pcap := err
 MOD_feed := itch mold err
 MOD_wal := os accel accel_cpu err
 MOD_memtable := itch os err
+MOD_bloom := err
+MOD_sst := bloom os accel accel_cpu err
+MOD_manifest := os accel accel_cpu err
 MOD_db := $(basename $(notdir $(LIB_SRCS)))
 
 TEST_EXTRA_wal := fault_os
 TEST_EXTRA_db := fault_os
 TEST_EXTRA_os := fault_os
+TEST_EXTRA_sst := fault_os
+TEST_EXTRA_manifest := fault_os
 
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_NAMES := $(patsubst tests/unit/test_%.c,%,$(UNIT_SRCS))
