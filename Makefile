@@ -74,6 +74,7 @@ MOD_feed := itch mold err
 MOD_wal := os accel accel_cpu err
 MOD_memtable := itch os err
 MOD_bloom := err
+MOD_keys := err
 MOD_sst := bloom os accel accel_cpu err
 MOD_manifest := os accel accel_cpu err
 MOD_db := $(basename $(notdir $(LIB_SRCS)))
