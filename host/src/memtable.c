@@ -770,17 +770,9 @@ static void copy_sym(char *dst, const char *src, size_t n)
 		dst[i] = 0;
 }
 
-int sl__memtable_get_order(struct sl_memtable *m, uint16_t locate, uint64_t ref,
-			   struct sl_order *out)
+/* Consistent copies of records into the public structs: retry while the writer changes them. */
+static void order_public(const struct order_rec *o, struct sl_order *out)
 {
-	ck_epoch_record_t *rec;
-	if (read_begin(m, &rec))
-		return -ENOMEM;
-	/* Records outlive the section (never freed while m lives); the table may not. */
-	struct order_rec *o = find_order(m, locate, ref);
-	read_end(rec);
-	if (!o)
-		return SL_ENOTFOUND;
 	struct order_rec c;
 	unsigned int v;
 	do {
@@ -806,18 +798,10 @@ int sl__memtable_get_order(struct sl_memtable *m, uint16_t locate, uint64_t ref,
 	out->updated_ts = c.updated_ts;
 	out->added_seq = c.added_seq;
 	out->updated_seq = c.updated_seq;
-	return 0;
 }
 
-int sl__memtable_get_trade(struct sl_memtable *m, uint64_t match, struct sl_trade *out)
+static void trade_public(const struct trade_rec *t, struct sl_trade *out)
 {
-	ck_epoch_record_t *rec;
-	if (read_begin(m, &rec))
-		return -ENOMEM;
-	struct trade_rec *t = find_trade(m, match);
-	read_end(rec);
-	if (!t)
-		return SL_ENOTFOUND;
 	struct trade_rec c;
 	unsigned int v;
 	do {
@@ -839,14 +823,10 @@ int sl__memtable_get_trade(struct sl_memtable *m, uint64_t match, struct sl_trad
 	out->price = c.price;
 	out->ts = c.ts;
 	out->seq = c.seq;
-	return 0;
 }
 
-int sl__memtable_get_stock(struct sl_memtable *m, uint16_t locate, struct sl_stock *out)
+static void stock_public(const struct stock_rec *s, struct sl_stock *out)
 {
-	struct stock_rec *s = ck_pr_load_ptr(&m->stocks[locate]);
-	if (!s)
-		return SL_ENOTFOUND;
 	struct stock_rec c;
 	unsigned int v;
 	do {
@@ -862,7 +842,94 @@ int sl__memtable_get_stock(struct sl_memtable *m, uint16_t locate, struct sl_sto
 	out->round_lot_size = c.round_lot_size;
 	out->trading_state = c.trading_state;
 	out->seq = c.seq;
+}
+
+int sl__memtable_get_order(struct sl_memtable *m, uint16_t locate, uint64_t ref,
+			   struct sl_order *out)
+{
+	ck_epoch_record_t *rec;
+	if (read_begin(m, &rec))
+		return -ENOMEM;
+	/* Records outlive the section (never freed while m lives); the table may not. */
+	struct order_rec *o = find_order(m, locate, ref);
+	read_end(rec);
+	if (!o)
+		return SL_ENOTFOUND;
+	order_public(o, out);
 	return 0;
+}
+
+int sl__memtable_get_trade(struct sl_memtable *m, uint64_t match, struct sl_trade *out)
+{
+	ck_epoch_record_t *rec;
+	if (read_begin(m, &rec))
+		return -ENOMEM;
+	struct trade_rec *t = find_trade(m, match);
+	read_end(rec);
+	if (!t)
+		return SL_ENOTFOUND;
+	trade_public(t, out);
+	return 0;
+}
+
+int sl__memtable_get_stock(struct sl_memtable *m, uint16_t locate, struct sl_stock *out)
+{
+	struct stock_rec *s = ck_pr_load_ptr(&m->stocks[locate]);
+	if (!s)
+		return SL_ENOTFOUND;
+	stock_public(s, out);
+	return 0;
+}
+
+/* Records of an arena in allocation order. */
+static int arena_walk(const struct arena *a, int (*cb)(void *arg, const void *rec), void *arg)
+{
+	for (size_t c = 0; c < a->nchunks; c++) {
+		size_t n = c + 1 == a->nchunks ? a->used : a->per_chunk;
+		const uint8_t *base = a->chunks[c];
+		for (size_t i = 0; i < n; i++) {
+			int r = cb(arg, base + i * a->elem);
+			if (r)
+				return r;
+		}
+	}
+	return 0;
+}
+
+struct walk {
+	const struct sl_memtable_visitor *v;
+};
+
+static int walk_order(void *arg, const void *rec)
+{
+	const struct walk *w = arg;
+	struct sl_order o;
+	order_public(rec, &o);
+	return w->v->order(w->v->arg, &o);
+}
+
+static int walk_trade(void *arg, const void *rec)
+{
+	const struct walk *w = arg;
+	struct sl_trade t;
+	trade_public(rec, &t);
+	return w->v->trade(w->v->arg, &t);
+}
+
+int sl__memtable_foreach(struct sl_memtable *m, const struct sl_memtable_visitor *v)
+{
+	struct walk w = { v };
+	int r = 0;
+	if (v->order && (r = arena_walk(&m->order_arena, walk_order, &w)))
+		return r;
+	for (uint32_t l = 0; v->stock && l < 65536; l++) {
+		struct sl_stock s;
+		if (sl__memtable_get_stock(m, (uint16_t)l, &s) == 0 && (r = v->stock(v->arg, &s)))
+			return r;
+	}
+	if (v->trade)
+		r = arena_walk(&m->trade_arena, walk_trade, &w);
+	return r;
 }
 
 void sl__memtable_get_stats(struct sl_memtable *m, struct sl_memtable_stats *out)

@@ -38,6 +38,18 @@ int sl__memtable_get_stock(struct sl_memtable *m, uint16_t locate, struct sl_sto
 
 void sl__memtable_get_stats(struct sl_memtable *m, struct sl_memtable_stats *out);
 
+/* Every record as a consistent copy: orders and trades in the order they were created (not key
+ * order), stocks by locate. A callback may be NULL; a nonzero return stops the walk and is
+ * returned. Only while no apply runs (an immutable memtable being flushed): the arenas may
+ * move under a concurrent writer. */
+struct sl_memtable_visitor {
+	int (*order)(void *arg, const struct sl_order *o);
+	int (*trade)(void *arg, const struct sl_trade *t);
+	int (*stock)(void *arg, const struct sl_stock *s);
+	void *arg;
+};
+int sl__memtable_foreach(struct sl_memtable *m, const struct sl_memtable_visitor *v);
+
 /* For tests of reclamation: hold this thread's read section open (as a reader probing the
  * table would) until the matching release, and count the frees waiting for readers. */
 int sl__memtable_read_hold(struct sl_memtable *m);

@@ -456,6 +456,67 @@ static void test_apply_growth_waits_for_readers(void **state)
 	sl__memtable_free(h.m);
 }
 
+struct seen {
+	struct sl_memtable *m;
+	int orders, trades, stocks, mismatches;
+};
+
+static int see_order(void *arg, const struct sl_order *o)
+{
+	struct seen *s = arg;
+	struct sl_order g;
+	s->orders++;
+	if (sl__memtable_get_order(s->m, o->locate, o->ref, &g) || memcmp(&g, o, sizeof(g)))
+		s->mismatches++;
+	return 0;
+}
+
+static int see_trade(void *arg, const struct sl_trade *t)
+{
+	struct seen *s = arg;
+	struct sl_trade g;
+	s->trades++;
+	if (sl__memtable_get_trade(s->m, t->match, &g) || memcmp(&g, t, sizeof(g)))
+		s->mismatches++;
+	return 0;
+}
+
+static int see_stock(void *arg, const struct sl_stock *st)
+{
+	struct seen *s = arg;
+	s->stocks++;
+	return st->locate == 65535 ? 7 : 0; /* stop at the last stock, to test early stop */
+}
+
+static void test_foreach_visits_every_record(void **state)
+{
+	(void)state;
+	struct sl_memtable *m = new_mt();
+	for (uint64_t ref = 1; ref <= 40000; ref++) /* several arena chunks */
+		apply(m, add((uint16_t)(ref % 9), ref, 'B', 300, 10, "W"), ref);
+	for (uint64_t ref = 1; ref <= 9000; ref++)
+		apply(m, exec((uint16_t)(ref % 9), ref, 100, 500000 + ref), 40000 + ref);
+	struct sl_itch_msg r = { .type = 'R', .locate = 2 };
+	memcpy(r.u.stock_directory.stock, "AAA     ", 8);
+	apply(m, r, 60000);
+	r.locate = 65535;
+	apply(m, r, 60001);
+	struct seen s = { .m = m };
+	struct sl_memtable_visitor v = { see_order, see_trade, see_stock, &s };
+	assert_int_equal(sl__memtable_foreach(m, &v), 7);
+	assert_int_equal(s.orders, 40000);
+	assert_int_equal(s.stocks, 2);
+	assert_int_equal(s.trades, 0); /* stopped before the trades */
+	v.stock = NULL;
+	memset(&s, 0, sizeof(s));
+	s.m = m;
+	assert_int_equal(sl__memtable_foreach(m, &v), 0);
+	assert_int_equal(s.orders, 40000);
+	assert_int_equal(s.trades, 9000);
+	assert_int_equal(s.mismatches, 0);
+	sl__memtable_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -471,6 +532,7 @@ int main(void)
 		cmocka_unit_test(test_get_order_concurrent_readers),
 		cmocka_unit_test(test_get_order_during_growth),
 		cmocka_unit_test(test_apply_growth_waits_for_readers),
+		cmocka_unit_test(test_foreach_visits_every_record),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
