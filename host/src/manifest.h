@@ -49,9 +49,11 @@ struct sl_version {
 
 struct sl_manifest;
 
-/* Open DIR's manifest (create an empty one when rdonly is 0 and there is none). Replays every
- * edit, checking each CRC: a torn last edit is dropped (and truncated unless rdonly); a bad
- * edit followed by good ones is SL_ECORRUPT with a stderr line naming file and offset. */
+/* Open DIR's manifest (create an empty one when rdonly is 0 and there is none; DIR must exist;
+ * a read-only open of a store without one sees an empty version). Replays every edit, checking
+ * each CRC: a torn (or damaged: the two cannot be told apart) last edit is dropped, said on
+ * stderr and truncated unless rdonly; a bad edit followed by good ones is SL_ECORRUPT with a
+ * stderr line naming file and offset. SL_EVERSION for a format it does not know. */
 int sl__manifest_open(const struct sl_os *os, struct sl_accel *accel, const char *dir, int rdonly,
 		      struct sl_manifest **out);
 /* Accepts NULL. Versions still acquired stay valid until released. */
@@ -60,21 +62,26 @@ void sl__manifest_close(struct sl_manifest *m);
 /* A new, unique file number for a table about to be written. Thread-safe. */
 uint64_t sl__manifest_new_file_no(struct sl_manifest *m);
 
-/* Append the edit, fdatasync it, and install the resulting version. Removing a table that is
+/* Append the edit, fdatasync it, and install the resulting version. Deletes apply before adds,
+ * so one edit can move a table between levels (delete and re-add its file_no). Removing a table that is
  * not live, adding one that is, or a decreasing checkpoint: -EINVAL and nothing changes. I/O
- * errors: -errno, nothing installed (the manifest stays open and may be retried). One writer at
- * a time (internally locked). */
+ * errors: -errno, nothing installed (the manifest stays open and may be retried); SL_EFAILED
+ * once undoing a failed append itself failed (reopen to recover). One writer at a time
+ * (internally locked). File numbers handed out but not yet recorded by a durable edit may be
+ * handed out again after a restart: a table file found with such a number is an orphan. */
 int sl__manifest_apply(struct sl_manifest *m, const struct sl_manifest_edit *e);
 
 /* The current version with a reference, and its release. Thread-safe, cheap. */
 struct sl_version *sl__manifest_acquire(struct sl_manifest *m);
 void sl__manifest_release(struct sl_manifest *m, struct sl_version *v);
 
-/* Bytes of the live manifest file, and its path (for tests and stats). */
+/* Bytes of the live manifest file, and its path (for tests and stats). The path string is
+ * rewritten by a rewrite: valid until the next apply, not to be read concurrently with one. */
 uint64_t sl__manifest_file_bytes(const struct sl_manifest *m);
 const char *sl__manifest_path(const struct sl_manifest *m);
 
-/* Rewrite as a snapshot when the log passes this many bytes (default 4 MiB; tests lower it). */
+/* Rewrite as a snapshot when the log passes this many bytes and is at least twice the size of
+ * its snapshot (default 4 MiB; tests lower it). */
 void sl__manifest_set_rewrite_bytes(struct sl_manifest *m, uint64_t bytes);
 
 /* Check DIR's manifest without opening it for write: 0, or SL_ECORRUPT with the file and
