@@ -10,7 +10,8 @@
  * block holds one bloom filter (bloom.h) over every key of the table and its CRC32C. The
  * footer holds the magic "SLUICEST", the format version, the offsets and sizes of the index
  * and bloom blocks, the entry count, the bloom's probe count, two caller-defined u64 values
- * (db keeps the table's sequence range there) and a CRC32C of the footer.
+ * (db keeps the table's sequence range there) and a CRC32C of the footer. The index starts with
+ * the table's smallest key, so opening never reads a data block. sst.c documents every field.
  */
 #ifndef SL_SST_H
 #define SL_SST_H
@@ -50,11 +51,13 @@ struct sl_sst_writer;
 int sl__sst_writer_open(const struct sl_os *os, struct sl_accel *accel, const char *path,
 			const struct sl_sst_options *opt, struct sl_sst_writer **out);
 /* Append one entry; keys strictly increasing (SL_EORDER otherwise), 1..SL_SST_MAX_KEY bytes,
- * values up to SL_SST_MAX_VALUE (-EINVAL otherwise). Buffers a block, writes full blocks. */
+ * values up to SL_SST_MAX_VALUE, flags within a byte (-EINVAL otherwise). Those refusals and
+ * -ENOMEM refuse only this entry; an I/O error is sticky (every later call returns it).
+ * Buffers a block, writes full blocks. */
 int sl__sst_writer_add(struct sl_sst_writer *w, const void *key, size_t klen, const void *val,
 		       size_t vlen, uint32_t flags);
-/* Write bloom, index and footer, fdatasync, close; fill *meta. The writer is freed whether or
- * not it succeeds; on failure the file is removed. */
+/* Write bloom, index and footer, fdatasync, close, fsync the directory (no syncs with no_sync);
+ * fill *meta. The writer is freed whether or not it succeeds; on failure the file is removed. */
 int sl__sst_writer_finish(struct sl_sst_writer *w, struct sl_sst_meta *meta);
 /* Give up: close, remove the file, free. Accepts NULL. */
 void sl__sst_writer_abort(struct sl_sst_writer *w);
@@ -62,8 +65,8 @@ void sl__sst_writer_abort(struct sl_sst_writer *w);
 struct sl_sst;
 
 /* Open and mmap a table; check the footer, the index and the bloom block (CRCs, bounds,
- * ordering of the index). SL_ECORRUPT with a stderr line naming the file and the part, or
- * -errno. Thread-safe once open. */
+ * ordering of the index). SL_ECORRUPT with a stderr line naming the file and the part,
+ * SL_EVERSION for a sound footer of an unknown version, or -errno. Thread-safe once open. */
 int sl__sst_open(const struct sl_os *os, struct sl_accel *accel, const char *path,
 		 struct sl_sst **out);
 void sl__sst_close(struct sl_sst *t);
@@ -76,13 +79,15 @@ int sl__sst_may_contain(const struct sl_sst *t, uint64_t key_hash);
 /* Point lookup: bloom, index binary search, the block's CRC (checked once per block for the
  * table's life), restart binary search. 0 with *val (pointing into the mapping, valid until
  * close), *vlen and *flags filled; SL_ENOTFOUND; SL_ECORRUPT (stderr names file and block
- * offset; other blocks stay readable). Thread-safe. */
+ * offset, once per block; other blocks stay readable); -EINVAL for a key of 0 or more than
+ * SL_SST_MAX_KEY bytes. Thread-safe. */
 int sl__sst_get(struct sl_sst *t, const void *key, size_t klen, const void **val, size_t *vlen,
 		uint32_t *flags);
 
 struct sl_sst_iter;
 
-/* Iterators: one thread at a time each; any number per table. */
+/* Iterators: one thread at a time each; any number per table. A new iterator stands at the
+ * first entry; SL_ECORRUPT sticks until the next seek. */
 int sl__sst_iter_new(struct sl_sst *t, struct sl_sst_iter **out);
 void sl__sst_iter_free(struct sl_sst_iter *it);
 /* Position at the first entry >= key (klen 0: the first entry). 0 or SL_ECORRUPT. */

@@ -1,0 +1,182 @@
+/* flush.c - memtable -> state table, log range -> event table (see flush.h). Events stream
+ * straight from the log cursor (already in key order); orders and trades are collected as
+ * encoded entries and sorted once; stocks come out of the memtable in locate order. flush knows
+ * the memtable, the log seam and tables, and nothing of levels or the manifest.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "flush.h"
+#include "keys.h"
+#include "sluice.h"
+
+/* One encoded entry waiting to be sorted: key and value side by side. */
+struct entry {
+	uint8_t key[SL_KEY_MAX_LEN];
+	uint8_t klen;
+	uint8_t vlen;
+	uint8_t val[SL_VAL_ORDER_LEN > SL_VAL_TRADE_LEN ? SL_VAL_ORDER_LEN : SL_VAL_TRADE_LEN];
+};
+
+struct entries {
+	const struct sl_os *os;
+	struct entry *v;
+	size_t n, cap;
+	int err;
+};
+
+static struct entry *push(struct entries *e)
+{
+	if (e->n == e->cap) {
+		size_t cap = e->cap ? e->cap * 2 : 4096;
+		struct entry *v = e->os->ops->realloc(e->os->ctx, e->v, cap * sizeof(*v));
+		if (!v) {
+			e->err = -ENOMEM;
+			return NULL;
+		}
+		e->v = v;
+		e->cap = cap;
+	}
+	return &e->v[e->n++];
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+	const struct entry *x = a, *y = b;
+	size_t n = x->klen < y->klen ? x->klen : y->klen;
+	int c = memcmp(x->key, y->key, n);
+	return c ? c : (int)x->klen - (int)y->klen;
+}
+
+struct collect {
+	struct entries orders, trades;
+	struct sl_sst_writer *w;
+	struct sl_flush_result *out;
+};
+
+static int collect_order(void *arg, const struct sl_order *o)
+{
+	struct collect *c = arg;
+	struct entry *e = push(&c->orders);
+	if (!e)
+		return c->orders.err;
+	e->klen = (uint8_t)sl__key_order(e->key, o->locate, o->ref);
+	e->vlen = (uint8_t)sl__val_order_encode(e->val, o);
+	return 0;
+}
+
+static int collect_trade(void *arg, const struct sl_trade *t)
+{
+	struct collect *c = arg;
+	struct entry *e = push(&c->trades);
+	if (!e)
+		return c->trades.err;
+	e->klen = (uint8_t)sl__key_trade(e->key, t->match);
+	e->vlen = (uint8_t)sl__val_trade_encode(e->val, t);
+	return 0;
+}
+
+/* Stocks arrive in locate order, which is key order: write them straight away, after the
+ * orders (whose keys sort before them). */
+static int write_stock(void *arg, const struct sl_stock *s)
+{
+	struct collect *c = arg;
+	uint8_t k[SL_KEY_MAX_LEN], v[SL_VAL_STOCK_LEN];
+	size_t kl = sl__key_stock(k, s->locate), vl = sl__val_stock_encode(v, s);
+	c->out->stocks++;
+	return sl__sst_writer_add(c->w, k, kl, v, vl, 0);
+}
+
+static int write_sorted(struct sl_sst_writer *w, struct entries *e, uint64_t *count)
+{
+	qsort(e->v, e->n, sizeof(*e->v), cmp_entry);
+	for (size_t i = 0; i < e->n; i++) {
+		int r = sl__sst_writer_add(w, e->v[i].key, e->v[i].klen, e->v[i].val,
+					   e->v[i].vlen, 0);
+		if (r)
+			return r;
+	}
+	*count = e->n;
+	return 0;
+}
+
+static int write_events(struct sl_sst_writer *w, struct sl_log *log, uint64_t first,
+			uint64_t last, uint64_t *count)
+{
+	struct sl_log_cursor *cur;
+	int r = log->ops->cursor_open(log->impl, first, &cur);
+	if (r)
+		return r;
+	/* Event values are at most header + a log payload: keep one buffer for them. */
+	static _Thread_local uint8_t val[SL_VAL_EVENT_HDR + SL_LOG_MAX_PAYLOAD];
+	uint64_t next = first;
+	while (next <= last) {
+		struct sl_log_rec rec;
+		r = log->ops->cursor_next(cur, &rec);
+		if (r == SL_EEND)
+			r = SL_EGAP; /* the caller promised a durable range */
+		if (r)
+			break;
+		if (rec.seq > last)
+			break;
+		uint8_t k[SL_KEY_MAX_LEN];
+		size_t kl = sl__key_event(k, rec.seq);
+		size_t vl = sl__val_event_encode(val, rec.type, rec.rx_ns, rec.data, rec.len);
+		if ((r = sl__sst_writer_add(w, k, kl, val, vl, 0)))
+			break;
+		(*count)++;
+		next = rec.seq + 1;
+	}
+	log->ops->cursor_close(cur);
+	return r;
+}
+
+int sl__flush_state(struct sl_memtable *m, const struct sl_os *os, struct sl_accel *accel,
+		    const char *path, const struct sl_sst_options *opt, struct sl_flush_result *out)
+{
+	memset(out, 0, sizeof(*out));
+	struct collect c = { .orders = { .os = os }, .trades = { .os = os }, .out = out };
+	int r = sl__sst_writer_open(os, accel, path, opt, &c.w);
+	if (r)
+		return r;
+	/* Keys sort O < S < T: sorted orders, then stocks as they come, then sorted trades. */
+	struct sl_memtable_visitor v = { .order = collect_order, .trade = collect_trade, .arg = &c };
+	if ((r = sl__memtable_foreach(m, &v)))
+		goto out_abort;
+	if ((r = write_sorted(c.w, &c.orders, &out->orders)))
+		goto out_abort;
+	struct sl_memtable_visitor sv = { .stock = write_stock, .arg = &c };
+	if ((r = sl__memtable_foreach(m, &sv)))
+		goto out_abort;
+	if ((r = write_sorted(c.w, &c.trades, &out->trades)))
+		goto out_abort;
+	r = sl__sst_writer_finish(c.w, &out->meta); /* frees the writer either way */
+	c.w = NULL;
+	goto out_free;
+out_abort:
+	sl__sst_writer_abort(c.w);
+out_free:
+	os->ops->free(os->ctx, c.orders.v);
+	os->ops->free(os->ctx, c.trades.v);
+	return r;
+}
+
+int sl__flush_events(struct sl_log *log, uint64_t first_seq, uint64_t last_seq,
+		     const struct sl_os *os, struct sl_accel *accel, const char *path,
+		     const struct sl_sst_options *opt, struct sl_flush_result *out)
+{
+	memset(out, 0, sizeof(*out));
+	struct sl_sst_options o = *opt;
+	o.user[0] = first_seq;
+	o.user[1] = last_seq;
+	struct sl_sst_writer *w;
+	int r = sl__sst_writer_open(os, accel, path, &o, &w);
+	if (r)
+		return r;
+	if ((r = write_events(w, log, first_seq, last_seq, &out->events))) {
+		sl__sst_writer_abort(w);
+		return r;
+	}
+	return sl__sst_writer_finish(w, &out->meta);
+}
