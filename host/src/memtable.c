@@ -896,6 +896,43 @@ static int arena_walk(const struct arena *a, int (*cb)(void *arg, const void *re
 	return 0;
 }
 
+/* Copy one open order record into another memtable as it is (same fields, same sequences). */
+static int carry_order(void *arg, const void *rec)
+{
+	struct sl_memtable *fresh = arg;
+	const struct order_rec *o = rec;
+	if (o->status != SL_ORDER_OPEN)
+		return 0;
+	struct order_rec *n = new_order(fresh, o->locate, o->ref);
+	if (!n)
+		return -ENOMEM;
+	*n = *o; /* m is quiesced: no writer can change o under us */
+	ck_sequence_init(&n->sq);
+	struct order_rec *dup;
+	int r = publish_order(fresh, n, &dup);
+	return r < 0 ? r : 0;
+}
+
+int sl__memtable_carry(struct sl_memtable *m, struct sl_memtable *fresh)
+{
+	tl_writer = fresh;
+	int r = arena_walk(&m->order_arena, carry_order, fresh);
+	for (uint32_t l = 0; !r && l < 65536; l++) {
+		const struct stock_rec *s = m->stocks[l];
+		if (!s)
+			continue;
+		struct stock_rec *n = arena_alloc(fresh->os, &fresh->stock_arena);
+		if (!n)
+			return -ENOMEM;
+		*n = *s;
+		ck_sequence_init(&n->sq);
+		ck_pr_fence_store();
+		ck_pr_store_ptr(&fresh->stocks[l], n);
+		stat_set(&fresh->st.stocks, fresh->st.stocks + 1);
+	}
+	return r;
+}
+
 struct walk {
 	const struct sl_memtable_visitor *v;
 };

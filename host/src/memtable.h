@@ -50,6 +50,13 @@ struct sl_memtable_visitor {
 };
 int sl__memtable_foreach(struct sl_memtable *m, const struct sl_memtable_visitor *v);
 
+/* Seed an empty memtable with what applying later messages needs from m: every order still
+ * open and every stock, field for field. Memtable rotation uses it so that the apply path
+ * never reads tables for a live order (ITCH only ever changes open orders). m must be
+ * quiesced; fresh is written as by its writer. 0 or -ENOMEM (fresh is then partly seeded and
+ * should be freed). */
+int sl__memtable_carry(struct sl_memtable *m, struct sl_memtable *fresh);
+
 /* For tests of reclamation: hold this thread's read section open (as a reader probing the
  * table would) until the matching release, and count the frees waiting for readers. */
 int sl__memtable_read_hold(struct sl_memtable *m);

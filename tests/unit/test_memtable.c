@@ -517,6 +517,49 @@ static void test_foreach_visits_every_record(void **state)
 	sl__memtable_free(m);
 }
 
+static void test_carry_open_orders_and_stocks(void **state)
+{
+	(void)state;
+	struct sl_memtable *m = new_mt(), *n = new_mt();
+	apply(m, add(1, 1, 'B', 300, 10, "A"), 1);  /* stays open, partly executed */
+	apply(m, exec(1, 1, 100, 900), 2);
+	apply(m, add(1, 2, 'S', 100, 11, "A"), 3);  /* deleted */
+	apply(m, del(1, 2), 4);
+	apply(m, add(2, 3, 'S', 100, 12, "B"), 5);  /* executed in full */
+	apply(m, exec(2, 3, 100, 901), 6);
+	apply(m, add(2, 4, 'B', 500, 13, "B"), 7);  /* open */
+	struct sl_itch_msg r = { .type = 'R', .locate = 1 };
+	memcpy(r.u.stock_directory.stock, "A       ", 8);
+	apply(m, r, 8);
+	assert_int_equal(sl__memtable_carry(m, n), 0);
+	struct sl_memtable_stats st;
+	sl__memtable_get_stats(n, &st);
+	assert_int_equal(st.orders, 2);
+	assert_int_equal(st.orders_open, 2);
+	assert_int_equal(st.stocks, 1);
+	assert_int_equal(st.trades, 0);
+	struct sl_order a, b;
+	assert_int_equal(sl__memtable_get_order(m, 1, 1, &a), 0);
+	assert_int_equal(sl__memtable_get_order(n, 1, 1, &b), 0);
+	assert_memory_equal(&a, &b, sizeof(a));
+	assert_int_equal(sl__memtable_get_order(n, 1, 2, &b), SL_ENOTFOUND);
+	assert_int_equal(sl__memtable_get_order(n, 2, 3, &b), SL_ENOTFOUND);
+	assert_int_equal(sl__memtable_get_order(n, 2, 4, &b), 0);
+	struct sl_stock s;
+	assert_int_equal(sl__memtable_get_stock(n, 1, &s), 0);
+	assert_string_equal(s.stock, "A");
+	/* Later messages apply to the carried state as they would have to the old. */
+	apply(n, exec(1, 1, 200, 902), 9);
+	assert_int_equal(sl__memtable_get_order(n, 1, 1, &b), 0);
+	assert_int_equal(b.status, SL_ORDER_EXECUTED);
+	assert_int_equal(b.executed_shares, 300);
+	sl__memtable_get_stats(n, &st);
+	assert_int_equal(st.orders_open, 1);
+	assert_int_equal(st.orders_missing, 0);
+	sl__memtable_free(m);
+	sl__memtable_free(n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -533,6 +576,7 @@ int main(void)
 		cmocka_unit_test(test_get_order_during_growth),
 		cmocka_unit_test(test_apply_growth_waits_for_readers),
 		cmocka_unit_test(test_foreach_visits_every_record),
+		cmocka_unit_test(test_carry_open_orders_and_stocks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
