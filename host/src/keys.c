@@ -7,7 +7,8 @@
 #include "itch.h"
 #include "keys.h"
 
-/* Little-endian field writers and readers; values are read with bounds already checked. */
+/* Little-endian field writers and readers (n <= 8); values are read with bounds already
+ * checked. */
 static uint8_t *put_le(uint8_t *p, uint64_t v, int n)
 {
 	for (int i = 0; i < n; i++)
@@ -174,7 +175,8 @@ size_t sl__val_trade_encode(uint8_t *out, const struct sl_trade *t)
 	p = put_bytes(p, sym, 8);
 	p = put_le(p, t->ts, 8);
 	p = put_le(p, t->seq, 8);
-	p = put_le(p, 0, 12); /* room to grow without a new version */
+	memset(p, 0, 12); /* room to grow without a new version */
+	p += 12;
 	return (size_t)(p - out);
 }
 
