@@ -78,6 +78,7 @@ MOD_keys := err
 MOD_sst := bloom os accel accel_cpu err
 MOD_manifest := os accel accel_cpu err
 MOD_flush := memtable itch keys sst bloom wal os accel accel_cpu feed mold err
+MOD_tables := sst bloom manifest keys os accel accel_cpu err
 MOD_db := $(basename $(notdir $(LIB_SRCS)))
 
 TEST_EXTRA_wal := fault_os
@@ -86,6 +87,7 @@ TEST_EXTRA_os := fault_os
 TEST_EXTRA_sst := fault_os
 TEST_EXTRA_manifest := fault_os
 TEST_EXTRA_flush := fault_os
+TEST_EXTRA_tables := fault_os
 
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_NAMES := $(patsubst tests/unit/test_%.c,%,$(UNIT_SRCS))
