@@ -82,6 +82,7 @@ struct reader_rec {
 
 struct sl_memtable {
 	const struct sl_os *os;
+	const struct sl_memtable_resolver *resolver; /* older state, for keys not here */
 	uint64_t id;                     /* unique for the process's life: keys reader caches */
 	ck_epoch_t epoch;
 	ck_epoch_record_t writer;        /* the writer's record: deferred frees go through it */
@@ -554,9 +555,53 @@ static int record_trade(struct sl_memtable *m, const struct sl_itch_msg *msg, ui
 	return publish_trade(m, t);
 }
 
+/* Symbols come back NUL terminated; records keep the wire's space padding. */
+static void pad_sym(char *dst, const char *src, size_t n)
+{
+	size_t l = strnlen(src, n);
+	memcpy(dst, src, l);
+	memset(dst + l, l < n && n == 8 ? ' ' : 0, n - l);
+}
+
+/* An order not in this memtable: ask the resolver (older memtables, tables) and bring it in,
+ * so the message applies to the state it had. NULL when nobody knows it. */
+static struct order_rec *load_order(struct sl_memtable *m, uint16_t locate, uint64_t ref)
+{
+	struct order_rec *o = find_order(m, locate, ref);
+	if (o || !m->resolver || !m->resolver->order)
+		return o;
+	struct sl_order x;
+	if (m->resolver->order(m->resolver->arg, locate, ref, &x))
+		return NULL;
+	o = new_order(m, locate, ref);
+	if (!o)
+		return NULL;
+	o->side = x.side;
+	o->status = x.status;
+	o->price = x.price;
+	o->shares = x.shares;
+	o->orig_shares = x.orig_shares;
+	o->executed_shares = x.executed_shares;
+	o->cancelled_shares = x.cancelled_shares;
+	pad_sym(o->stock, x.stock, 8);
+	pad_sym(o->mpid, x.mpid, 4);
+	o->replaced_by = x.replaced_by;
+	o->replaces = x.replaces;
+	o->added_ts = x.added_ts;
+	o->updated_ts = x.updated_ts;
+	o->added_seq = x.added_seq;
+	o->updated_seq = x.updated_seq;
+	struct order_rec *dup;
+	if (publish_order(m, o, &dup) < 0)
+		return NULL;
+	if (x.status != SL_ORDER_OPEN) /* publish counted it open */
+		stat_set(&m->st.orders_open, m->st.orders_open - 1);
+	return o;
+}
+
 static int execute(struct sl_memtable *m, const struct sl_itch_msg *msg, uint64_t seq)
 {
-	struct order_rec *o = find_order(m, msg->locate, msg->u.executed.ref);
+	struct order_rec *o = load_order(m, msg->locate, msg->u.executed.ref);
 	if (!o) {
 		stat_set(&m->st.orders_missing, m->st.orders_missing + 1);
 		return 0;
@@ -592,7 +637,7 @@ static int execute(struct sl_memtable *m, const struct sl_itch_msg *msg, uint64_
 static int cancel(struct sl_memtable *m, const struct sl_itch_msg *msg, uint64_t seq)
 {
 	uint64_t ref = msg->type == SL_ITCH_ORDER_CANCEL ? msg->u.cancel.ref : msg->u.del.ref;
-	struct order_rec *o = find_order(m, msg->locate, ref);
+	struct order_rec *o = load_order(m, msg->locate, ref);
 	if (!o) {
 		stat_set(&m->st.orders_missing, m->st.orders_missing + 1);
 		return 0;
@@ -620,7 +665,7 @@ static int cancel(struct sl_memtable *m, const struct sl_itch_msg *msg, uint64_t
 
 static int replace(struct sl_memtable *m, const struct sl_itch_msg *msg, uint64_t seq)
 {
-	struct order_rec *old = find_order(m, msg->locate, msg->u.replace.orig_ref);
+	struct order_rec *old = load_order(m, msg->locate, msg->u.replace.orig_ref);
 	if (!old) {
 		stat_set(&m->st.orders_missing, m->st.orders_missing + 1);
 		return 0;
@@ -688,11 +733,29 @@ static void trading_action(struct sl_memtable *m, const struct sl_itch_msg *msg,
 static void broken_trade(struct sl_memtable *m, const struct sl_itch_msg *msg)
 {
 	struct trade_rec *t = find_trade(m, msg->u.broken_trade.match);
+	struct sl_trade x;
+	if (!t && m->resolver && m->resolver->trade &&
+	    m->resolver->trade(m->resolver->arg, msg->u.broken_trade.match, &x) == 0) {
+		/* A trade from before this memtable: bring it in, then mark it. */
+		struct trade_rec src = { .side = x.side, .cross_type = x.cross_type,
+					 .printable = x.printable, .ref = x.ref, .shares = x.shares,
+					 .price = x.price };
+		pad_sym(src.stock, x.stock, 8);
+		struct sl_itch_msg orig = { .type = (uint8_t)x.kind, .locate = x.locate,
+					    .timestamp = x.ts };
+		if (record_trade(m, &orig, x.seq, x.match, &src) == 0)
+			t = find_trade(m, msg->u.broken_trade.match);
+	}
 	if (!t)
 		return;
 	ck_sequence_write_begin(&t->sq);
 	t->broken = 1;
 	ck_sequence_write_end(&t->sq);
+}
+
+void sl__memtable_set_resolver(struct sl_memtable *m, const struct sl_memtable_resolver *r)
+{
+	m->resolver = r;
 }
 
 int sl__memtable_apply(struct sl_memtable *m, const struct sl_itch_msg *msg, uint64_t seq)

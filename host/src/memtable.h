@@ -26,8 +26,21 @@ struct sl_memtable;
 int sl__memtable_new(const struct sl_os *os, uint64_t expected_orders, struct sl_memtable **out);
 void sl__memtable_free(struct sl_memtable *m);
 
+/* Where state older than this memtable lives (older memtables, tables). When a message names
+ * an order (or a broken trade names a trade) that is not here, the memtable asks; 0 and *out
+ * filled brings the record in before the message applies. Called on the writer's thread. */
+struct sl_memtable_resolver {
+	int (*order)(void *arg, uint16_t locate, uint64_t ref, struct sl_order *out);
+	int (*trade)(void *arg, uint64_t match, struct sl_trade *out);
+	void *arg;
+};
+
+/* Set (or clear, with NULL) the resolver; r must outlive its use. Writer thread only. */
+void sl__memtable_set_resolver(struct sl_memtable *m, const struct sl_memtable_resolver *r);
+
 /* Apply one decoded message logged at seq. Writer thread only. 0 or -ENOMEM (the state is
- * unchanged then). Messages naming an order never seen count in orders_missing. */
+ * unchanged then). Messages naming an order never seen (here or by the resolver) count in
+ * orders_missing. */
 int sl__memtable_apply(struct sl_memtable *m, const struct sl_itch_msg *msg, uint64_t seq);
 
 /* Any thread, lock-free: 0 or SL_ENOTFOUND. */
