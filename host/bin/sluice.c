@@ -16,7 +16,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: sluice COMMAND --data DIR [args]\n"
-		"  sluice ingest --data DIR FILE [--port P] [--accel MODE] [--no-sync] [--quiet]\n"
+		"  sluice ingest --data DIR FILE [--port P] [--accel MODE] [--memtable-mb N]\n"
+		"        [--no-sync] [--quiet]\n"
 		"        ingest a pcap (MoldUDP64 over UDP) or a NASDAQ raw ITCH file\n"
 		"  sluice get --data DIR order LOCATE REF [--json]\n"
 		"  sluice get --data DIR trade MATCH [--json]\n"
@@ -124,6 +125,11 @@ static int cmd_ingest(int argc, char **argv)
 			o.accel = argv[++i];
 		} else if (!strcmp(argv[i], "--no-sync")) {
 			o.flags |= SL_OPEN_NO_SYNC;
+		} else if (!strcmp(argv[i], "--memtable-mb") && i + 1 < argc) {
+			uint64_t mb;
+			if (parse_u64(argv[++i], &mb) || mb > (1u << 20))
+				return 2;
+			o.memtable_bytes = mb << 20;
 		} else if (!strcmp(argv[i], "--quiet")) {
 			quiet = 1;
 		} else if (argv[i][0] != '-' && !file) {
@@ -299,7 +305,8 @@ static int cmd_verify(int argc, char **argv)
 			printf("verify: FAILED: %s: %s\n", dir, sl_strerror(r));
 		return 1;
 	}
-	printf("verify: ok: %" PRIu64 " records, every CRC32C matches", records);
+	printf("verify: ok: %" PRIu64 " log records, the manifest and every table block: every "
+	       "CRC32C matches", records);
 	if (torn)
 		printf(" (torn tail of %" PRIu64 " bytes after the last record, repaired at next "
 		       "open)", torn);

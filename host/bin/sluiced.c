@@ -32,6 +32,7 @@ static void usage(FILE *f)
 		"  --rerequest HOST:PORT the feed's MoldUDP64 rewinder (gap re-requests)\n"
 		"  --gap-timeout-ms MS   give up on an unfilled gap after MS (default 5000)\n"
 		"  --segment-mb N        log segment size (default 64)\n"
+		"  --memtable-mb N       flush the memtable to tables past N MiB (default 256)\n"
 		"  --rcvbuf BYTES        socket receive buffer\n"
 		"  --accel MODE          cpu | auto (default auto)\n"
 		"  --exit-at-end         exit once end-of-session arrived and every gap is closed\n"
@@ -71,6 +72,7 @@ int main(int argc, char **argv)
 		{ "rerequest", required_argument, NULL, 'R' },
 		{ "gap-timeout-ms", required_argument, NULL, 'g' },
 		{ "segment-mb", required_argument, NULL, 's' },
+		{ "memtable-mb", required_argument, NULL, 'm' },
 		{ "rcvbuf", required_argument, NULL, 'b' },
 		{ "accel", required_argument, NULL, 'a' },
 		{ "exit-at-end", no_argument, NULL, 'e' },
@@ -90,7 +92,7 @@ int main(int argc, char **argv)
 	char *end;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		unsigned long v = 0;
-		if (optarg && strchr("pgsbiS", c)) {
+		if (optarg && strchr("pgsbiSm", c)) {
 			v = strtoul(optarg, &end, 10);
 			if (*end || !optarg[0]) {
 				fprintf(stderr, "sluiced: not a number: %s\n", optarg);
@@ -105,6 +107,7 @@ int main(int argc, char **argv)
 		case 'R': o.rerequest_addr = optarg; break;
 		case 'g': o.gap_give_up_ms = (uint32_t)v; break;
 		case 's': o.wal_segment_bytes = (uint64_t)v << 20; break;
+		case 'm': o.memtable_bytes = (uint64_t)v << 20; break;
 		case 'b': rcvbuf = v; break;
 		case 'a': o.accel = optarg; break;
 		case 'e': exit_at_end = 1; break;

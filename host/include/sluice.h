@@ -87,6 +87,9 @@ struct sl_options {
 					   a lost gap is logged as a GAP record and counted */
 	uint32_t reorder_buffer_packets; /* out-of-order packets held while a gap fills (4096) */
 	const char *accel;              /* "cpu" (the only backend of this release) or "auto" */
+	uint64_t memtable_bytes;        /* when the memtable's records pass this (default 256
+					   MiB), it is flushed to tables in the background and
+					   the log behind it is dropped; 0 = never */
 	uint64_t expected_orders;       /* the order table is sized for this many up front
 					   (default 1M, about 64 MiB); growing past it rehashes
 					   on the applier thread (a stall of ~0.3 s at 1M) */
@@ -359,6 +362,10 @@ struct sl_stats {
 	uint64_t wal_segments, wal_bytes, wal_commits, wal_syncs, wal_records;
 	uint64_t wal_backpressure_waits, wal_io_errors;
 	uint64_t recovered_records, recovery_torn_bytes, recovery_ns;
+	/* Tables */
+	uint64_t checkpoint_seq;     /* every record <= it is in tables */
+	uint64_t tables, table_bytes, level_tables[8], level_bytes[8]; /* level 6: event tables */
+	uint64_t rotations, rotate_waits, flushes, flush_errors, flushed_bytes;
 	char session[11];            /* current MoldUDP64 session, NUL terminated */
 };
 
@@ -371,9 +378,10 @@ SL_API int sl_stats_format(const struct sl_stats *s, int flags, char *buf, size_
 
 /* ---- Verification ------------------------------------------------------------------------- */
 
-/* Check every record of every log segment in dir without opening the database. Returns 0 when
- * all is sound; otherwise SL_ECORRUPT (or -errno) and, when path/off are not NULL, the first bad
- * file's path (copied into path, cap bytes) and byte offset. A torn tail after the last good
+/* Check every record of every log segment, the manifest and every block of every table in dir
+ * without opening the database. Returns 0 when all is sound; otherwise SL_ECORRUPT (or -errno)
+ * and, when path/off are not NULL, the first bad file's path (copied into path, cap bytes) and
+ * byte offset (a table's damaged block). A torn tail after the last good
  * record of the newest segment counts as sound (it is what a crash leaves) and is reported in
  * *torn_bytes. */
 SL_API int sl_verify(const char *dir, char *path, size_t cap, uint64_t *off, uint64_t *records,

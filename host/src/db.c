@@ -27,6 +27,7 @@
 #include "mold.h"
 #include "os.h"
 #include "sluice.h"
+#include "store.h"
 #include "wal.h"
 
 #define BATCH 256
@@ -48,7 +49,9 @@ struct sl_db {
 	struct sl_accel *accel;
 	struct sl_log log;
 	int log_open;
-	struct sl_memtable *mt;
+	struct sl_store *st;      /* memtables, flush, manifest, tables */
+	uint64_t checkpoint;      /* at open: records <= it are in tables */
+	uint64_t first_recovered; /* the log's first record at open */
 	struct sl_mold *mold;
 	int lock_fd;
 	int rdonly;
@@ -95,6 +98,7 @@ SL_API void sl_options_init(struct sl_options *o)
 	o->reorder_buffer_packets = 4096;
 	o->accel = "auto";
 	o->expected_orders = 1u << 20;
+	o->memtable_bytes = 256ull << 20;
 }
 
 /* ---- Decode and apply --------------------------------------------------------------------- */
@@ -117,7 +121,7 @@ static int decode_counted(struct sl_db *db, const uint8_t *p, size_t len, struct
 
 static int apply_decoded(struct sl_db *db, const struct sl_itch_msg *msg, uint64_t seq)
 {
-	int r = sl__memtable_apply(db->mt, msg, seq);
+	int r = sl__memtable_apply(sl__store_active(db->st), msg, seq);
 	if (r < 0) {
 		/* The message is in the log already; the state lags until a reopen replays it. */
 		count(&db->missed_applies);
@@ -172,6 +176,9 @@ static void *applier_main(void *arg)
 		struct apply_batch *b = p;
 		for (uint32_t i = 0; i < b->n; i++)
 			apply_decoded(db, &b->msgs[i], b->seqs[i]);
+		int rr = sl__store_after_apply(db->st, b->last_seq);
+		if (rr < 0)
+			fprintf(stderr, "sluice: db: rotating the memtable: %s\n", sl_strerror(rr));
 		ck_pr_store_64(&db->applied_seq, b->last_seq);
 		ck_ring_enqueue_spsc(&db->free, db->free_buf, b);
 		ck_pr_fence_memory();
@@ -339,10 +346,17 @@ static int mold_lost(void *arg, uint64_t first, uint64_t n, uint64_t now_ns)
 static int recover_rec(void *arg, const struct sl_log_rec *rec)
 {
 	struct sl_db *db = arg;
+	if (!db->first_recovered)
+		db->first_recovered = rec->seq;
+	if (rec->seq <= db->checkpoint) {
+		/* Already in tables: the log keeps it only until its segment goes. */
+		db->last_seq = rec->seq;
+		return 0;
+	}
 	if (rec->type == SL_LOG_MSG) {
 		struct sl_itch_msg msg;
 		if (decode_counted(db, rec->data, rec->len, &msg)) {
-			int r = sl__memtable_apply(db->mt, &msg, rec->seq);
+			int r = sl__memtable_apply(sl__store_active(db->st), &msg, rec->seq);
 			if (r < 0)
 				return r;
 		}
@@ -448,14 +462,34 @@ int sl__db_open_os(const struct sl_options *o, const struct sl_os *os, struct sl
 	/* A read-only open may race a live writer and read a record it is halfway through
 	 * writing, followed by the rest of its commit: that reads as damage in the middle. Real
 	 * damage stays put, an in-flight write does not: look again before saying so. */
+	struct sl_store_config sc = {
+		.os = os,
+		.accel = db->accel,
+		.dir = db->dir,
+		.rdonly = db->rdonly,
+		.no_sync = !!(o->flags & SL_OPEN_NO_SYNC),
+		.memtable_bytes = o->memtable_bytes,
+		.expected_orders = o->expected_orders,
+	};
 	for (int attempt = 0;; attempt++) {
-		if ((r = sl__memtable_new(os, o->expected_orders, &db->mt)) < 0)
+		if ((r = sl__store_open(&sc, &db->st)) < 0)
 			goto out_free;
+		db->checkpoint = sl__store_checkpoint(db->st);
+		db->first_recovered = 0;
 		r = sl__wal_open(&wc, os, db->accel, recover_rec, db, &db->log);
-		if (r != SL_ECORRUPT || !db->rdonly || attempt == 2)
+		/* The log must go on where the tables stop. A read-only open can race a flush
+		 * that recorded new tables and dropped log segments after we read the manifest:
+		 * then the log starts past our checkpoint. (A writable open cannot race.) */
+		if (r == 0 && db->first_recovered > db->checkpoint + 1) {
+			db->log.ops->close(db->log.impl);
+			r = SL_ECORRUPT;
+			fprintf(stderr, "sluice: db: %s: the log starts at %" PRIu64 " but the tables "
+				"end at %" PRIu64 "\n", db->dir, db->first_recovered, db->checkpoint);
+		}
+		if ((r != SL_ECORRUPT && r != -ENOENT) || !db->rdonly || attempt == 2)
 			break;
-		sl__memtable_free(db->mt);
-		db->mt = NULL;
+		sl__store_close(db->st);
+		db->st = NULL;
 		reset_counters(db);
 		fprintf(stderr, "sluice: db: %s: looking again in case a writer was mid-commit\n",
 			db->dir);
@@ -464,6 +498,10 @@ int sl__db_open_os(const struct sl_options *o, const struct sl_os *os, struct sl
 	if (r < 0)
 		goto out_free;
 	db->log_open = 1;
+	if (db->last_seq < db->checkpoint)
+		db->last_seq = db->checkpoint;
+	if ((r = sl__store_start(db->st, &db->log)) < 0)
+		goto out_free;
 	if (!db->rdonly) {
 		struct sl_mold_config mc = {
 			.next_seq = db->last_seq + 1,
@@ -503,10 +541,11 @@ SL_API int sl_db_close(struct sl_db *db)
 		return 0;
 	int r = 0;
 	stop_applier(db);
+	/* The flush thread reads the log: stop it before the log goes. */
+	sl__store_close(db->st);
 	if (db->log_open)
 		r = db->log.ops->close(db->log.impl);
 	sl__mold_free(db->mold);
-	sl__memtable_free(db->mt);
 	sl__accel_close(db->accel);
 	if (db->rr_fd >= 0)
 		close(db->rr_fd);
@@ -643,22 +682,24 @@ SL_API int sl_db_close_gaps(struct sl_db *db)
 
 SL_API int sl_db_get_order(struct sl_db *db, uint16_t locate, uint64_t ref, struct sl_order *out)
 {
-	return sl__memtable_get_order(db->mt, locate, ref, out);
+	return sl__store_get_order(db->st, locate, ref, out);
 }
 
 SL_API int sl_db_get_trade(struct sl_db *db, uint64_t match, struct sl_trade *out)
 {
-	return sl__memtable_get_trade(db->mt, match, out);
+	return sl__store_get_trade(db->st, match, out);
 }
 
 SL_API int sl_db_get_stock(struct sl_db *db, uint16_t locate, struct sl_stock *out)
 {
-	return sl__memtable_get_stock(db->mt, locate, out);
+	return sl__store_get_stock(db->st, locate, out);
 }
 
 struct sl_iter {
 	struct sl_db *db;
-	struct sl_log_cursor *cur;
+	uint64_t next_seq;               /* the next sequence wanted */
+	struct sl_store_events *tables;  /* events older than the log, while any are left */
+	struct sl_log_cursor *cur;       /* then the log */
 };
 
 SL_API int sl_iter_open(struct sl_db *db, uint64_t from_seq, struct sl_iter **out)
@@ -667,7 +708,11 @@ SL_API int sl_iter_open(struct sl_db *db, uint64_t from_seq, struct sl_iter **ou
 	if (!it)
 		return -ENOMEM;
 	it->db = db;
-	int r = db->log.ops->cursor_open(db->log.impl, from_seq, &it->cur);
+	it->next_seq = from_seq ? from_seq : 1;
+	int r = 0;
+	/* Sequences the tables hold come from event tables: the log may have let them go. */
+	if (it->next_seq <= sl__store_checkpoint(db->st))
+		r = sl__store_events_open(db->st, it->next_seq, &it->tables);
 	if (r < 0) {
 		sl__os_free(db->os, it);
 		return r;
@@ -676,24 +721,53 @@ SL_API int sl_iter_open(struct sl_db *db, uint64_t from_seq, struct sl_iter **ou
 	return 0;
 }
 
-SL_API int sl_iter_next(struct sl_iter *it, struct sl_event *ev)
+static void fill_event(struct sl_event *ev, uint64_t seq, uint64_t rx_ns, uint32_t type,
+		       const uint8_t *data, size_t len)
 {
-	struct sl_log_rec rec;
-	int r = it->db->log.ops->cursor_next(it->cur, &rec);
-	if (r < 0)
-		return r;
 	memset(ev, 0, sizeof(*ev));
-	ev->seq = rec.seq;
-	ev->rx_ns = rec.rx_ns;
-	ev->len = rec.len;
-	ev->data = rec.data;
-	if (rec.type == SL_LOG_GAP) {
+	ev->seq = seq;
+	ev->rx_ns = rx_ns;
+	ev->len = (uint32_t)len;
+	ev->data = data;
+	if (type == SL_LOG_GAP) {
 		ev->kind = SL_EVENT_GAP;
-		for (int i = 0; i < 8 && i < (int)rec.len; i++)
-			ev->gap_count |= (uint64_t)((const uint8_t *)rec.data)[i] << (8 * i);
+		for (size_t i = 0; i < 8 && i < len; i++)
+			ev->gap_count |= (uint64_t)data[i] << (8 * i);
 	} else {
 		ev->kind = SL_EVENT_MESSAGE;
 	}
+}
+
+SL_API int sl_iter_next(struct sl_iter *it, struct sl_event *ev)
+{
+	struct sl_db *db = it->db;
+	if (it->tables) {
+		uint64_t seq, rx;
+		uint32_t kind;
+		const uint8_t *p;
+		size_t len;
+		int r = sl__store_events_next(it->tables, &seq, &kind, &rx, &p, &len);
+		if (r == 0) {
+			fill_event(ev, seq, rx, kind, p, len);
+			it->next_seq = seq + 1;
+			return 0;
+		}
+		if (r != SL_EEND)
+			return r;
+		sl__store_events_close(it->tables);
+		it->tables = NULL;
+	}
+	if (!it->cur) {
+		int r = db->log.ops->cursor_open(db->log.impl, it->next_seq, &it->cur);
+		if (r < 0)
+			return r;
+	}
+	struct sl_log_rec rec;
+	int r = db->log.ops->cursor_next(it->cur, &rec);
+	if (r < 0)
+		return r;
+	fill_event(ev, rec.seq, rec.rx_ns, rec.type, rec.data, rec.len);
+	it->next_seq = rec.seq + 1;
 	return 0;
 }
 
@@ -701,7 +775,9 @@ SL_API void sl_iter_close(struct sl_iter *it)
 {
 	if (!it)
 		return;
-	it->db->log.ops->cursor_close(it->cur);
+	sl__store_events_close(it->tables);
+	if (it->cur)
+		it->db->log.ops->cursor_close(it->cur);
 	sl__os_free(it->db->os, it);
 }
 
@@ -743,7 +819,7 @@ SL_API int sl_db_stats(struct sl_db *db, struct sl_stats *out)
 	for (int i = 0; i < 128; i++)
 		out->msg_by_type[i] = ck_pr_load_64(&db->by_type[i]);
 	struct sl_memtable_stats m;
-	sl__memtable_get_stats(db->mt, &m);
+	sl__memtable_get_stats(sl__store_active(db->st), &m);
 	out->orders = m.orders;
 	out->orders_open = m.orders_open;
 	out->trades = m.trades;
@@ -761,6 +837,20 @@ SL_API int sl_db_stats(struct sl_db *db, struct sl_stats *out)
 	out->recovered_records = l.recovered_records;
 	out->recovery_torn_bytes = l.recovery_torn_bytes;
 	out->recovery_ns = l.recovery_ns;
+	struct sl_store_stats ss;
+	sl__store_get_stats(db->st, &ss);
+	out->checkpoint_seq = ss.checkpoint_seq;
+	out->tables = ss.tables;
+	out->table_bytes = ss.table_bytes;
+	for (int i = 0; i < 8; i++) {
+		out->level_tables[i] = ss.levels_tables[i];
+		out->level_bytes[i] = ss.levels_bytes[i];
+	}
+	out->rotations = ss.rotations;
+	out->rotate_waits = ss.rotate_waits;
+	out->flushes = ss.flushes;
+	out->flush_errors = ss.flush_errors;
+	out->flushed_bytes = ss.flushed_bytes;
 	return 0;
 }
 
@@ -777,6 +867,15 @@ SL_API int sl_verify(const char *dir, char *path, size_t cap, uint64_t *off, uin
 		if (r != SL_ECORRUPT)
 			break;
 		usleep(50000);
+	}
+	uint64_t tables = 0, toff = 0;
+	char tpath[4200];
+	if (r == 0) {
+		r = sl__store_verify(sl__os_default(), a, dir, tpath, sizeof(tpath), &toff, &tables);
+		if (r && path && cap)
+			snprintf(path, cap, "%s", tpath);
+		if (r && off)
+			*off = toff;
 	}
 	sl__accel_close(a);
 	return r;

@@ -194,12 +194,28 @@ SL_API int sl_stats_format(const struct sl_stats *s, int flags, char *buf, size_
 		{ "recovered_records", s->recovered_records },
 		{ "recovery_torn_bytes", s->recovery_torn_bytes },
 		{ "recovery_ns", s->recovery_ns },
+		{ "checkpoint_seq", s->checkpoint_seq },
+		{ "tables", s->tables },
+		{ "table_bytes", s->table_bytes },
+		{ "rotations", s->rotations },
+		{ "rotate_waits", s->rotate_waits },
+		{ "flushes", s->flushes },
+		{ "flush_errors", s->flush_errors },
+		{ "flushed_bytes", s->flushed_bytes },
 	};
+	/* Bytes written (log + tables) per byte logged; 0 until this process wrote anything. */
+	double wamp = s->wal_bytes ? (double)(s->wal_bytes + s->flushed_bytes) / (double)s->wal_bytes
+				   : 0.0;
 	size_t n = sizeof(f) / sizeof(f[0]);
 	if (flags & SL_FORMAT_JSON) {
 		put(&o, "{\"session\":\"%s\"", s->session);
 		for (size_t i = 0; i < n; i++)
 			put(&o, ",\"%s\":%" PRIu64, f[i].name, f[i].v);
+		put(&o, ",\"write_amplification\":%.3f,\"levels\":[", wamp);
+		for (int l = 0; l < 7; l++)
+			put(&o, "%s{\"level\":%d,\"tables\":%" PRIu64 ",\"bytes\":%" PRIu64 "}",
+			    l ? "," : "", l, s->level_tables[l], s->level_bytes[l]);
+		put(&o, "]");
 		put(&o, ",\"msg_by_type\":{");
 		int first = 1;
 		for (int t = 0; t < 128; t++) {
@@ -213,6 +229,11 @@ SL_API int sl_stats_format(const struct sl_stats *s, int flags, char *buf, size_
 		put(&o, "%-24s %s\n", "session", s->session[0] ? s->session : "-");
 		for (size_t i = 0; i < n; i++)
 			put(&o, "%-24s %" PRIu64 "\n", f[i].name, f[i].v);
+		put(&o, "%-24s %.3f\n", "write_amplification", wamp);
+		for (int l = 0; l < 7; l++)
+			if (s->level_tables[l])
+				put(&o, "level %d%-16s %" PRIu64 " tables, %" PRIu64 " bytes%s\n", l, "",
+				    s->level_tables[l], s->level_bytes[l], l == 6 ? " (events)" : "");
 		put(&o, "%-24s", "msg_by_type");
 		for (int t = 0; t < 128; t++)
 			if (s->msg_by_type[t])

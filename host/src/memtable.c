@@ -333,6 +333,14 @@ static void arena_unalloc(struct arena *a)
 	}
 }
 
+/* Bytes of records in use (what a flush writes out, roughly), not chunks reserved. */
+static uint64_t arena_bytes(const struct arena *a)
+{
+	if (!a->nchunks)
+		return 0;
+	return ((uint64_t)(a->nchunks - 1) * a->per_chunk + a->used) * a->elem;
+}
+
 static void arena_release(const struct sl_os *os, struct arena *a)
 {
 	for (size_t i = 0; i < a->nchunks; i++)
@@ -1040,10 +1048,8 @@ void sl__memtable_get_stats(struct sl_memtable *m, struct sl_memtable_stats *out
 	out->stocks = ck_pr_load_64(&m->st.stocks);
 	out->orders_missing = ck_pr_load_64(&m->st.orders_missing);
 	out->applied = ck_pr_load_64(&m->st.applied);
-	out->bytes = sizeof(*m) +
-		     m->order_arena.nchunks * m->order_arena.per_chunk * m->order_arena.elem +
-		     m->trade_arena.nchunks * m->trade_arena.per_chunk * m->trade_arena.elem +
-		     m->stock_arena.nchunks * m->stock_arena.per_chunk * m->stock_arena.elem;
+	out->bytes = arena_bytes(&m->order_arena) + arena_bytes(&m->trade_arena) +
+		     arena_bytes(&m->stock_arena);
 }
 
 int sl__memtable_read_hold(struct sl_memtable *m)

@@ -14,7 +14,7 @@
 
 struct sl_memtable_stats {
 	uint64_t orders, orders_open, trades, stocks, orders_missing, applied;
-	uint64_t bytes; /* memory held by records and tables */
+	uint64_t bytes; /* bytes of records in use (the rotation threshold compares this) */
 };
 
 struct sl_memtable;

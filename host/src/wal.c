@@ -827,6 +827,8 @@ struct recovery {
 	uint64_t bad_off;
 	uint64_t records, torn_bytes, last_seq;
 	int skip; /* recover_segment: drop this segment (a bad header and nothing after it) */
+	size_t last_data; /* position (in the sorted list) of the last segment with a record,
+			     or SIZE_MAX: "is there data after segment i" is i < last_data */
 };
 
 /* Does segment index hold at least one good record? */
@@ -912,7 +914,7 @@ static int zero_tail(struct wal *w, int fd, struct seg_reader *rd, uint64_t from
 }
 
 static int recover_segment(struct wal *w, struct recovery *rc, struct seg_reader *rd,
-			   const uint64_t *idx, size_t i, size_t n, struct seg *out)
+			   const uint64_t *idx, size_t i, struct seg *out)
 {
 	char path[4200];
 	seg_path(w, idx[i], "", path, sizeof(path));
@@ -926,14 +928,9 @@ static int recover_segment(struct wal *w, struct recovery *rc, struct seg_reader
 		/* Segments appear by rename, complete; a bad header is damage, except that an
 		 * empty segment with no good record after it is just dropped on repair. */
 		const char *why = rd->why;
-		for (size_t j = i + 1; j < n; j++) {
-			int later = seg_has_records(w, rd, idx[j]);
-			if (later < 0)
-				return later;
-			if (later) {
-				report_bad(rc, path, 0, why);
-				return SL_ECORRUPT;
-			}
+		if (rc->last_data != SIZE_MAX && i < rc->last_data) {
+			report_bad(rc, path, 0, why);
+			return SL_ECORRUPT;
 		}
 		/* A segment is renamed into place only after its header is synced, so a bad
 		 * header over records is damage too: dropping it would lose them. */
@@ -982,10 +979,7 @@ static int recover_segment(struct wal *w, struct recovery *rc, struct seg_reader
 		 * syncs a segment before it writes the next, so a torn write is always the very
 		 * end of the log. */
 		uint64_t found = 0;
-		int later = 0;
-		for (size_t j = i + 1; j < n && !later; j++)
-			if ((later = seg_has_records(w, rd, idx[j])) < 0)
-				return later;
+		int later = rc->last_data != SIZE_MAX && i < rc->last_data;
 		if (st == RD_END && later) {
 			/* A segment the writer left is zeros from its end on (the rest was never
 			 * written, or a torn tail there was zeroed before the writer moved on):
@@ -1048,10 +1042,24 @@ static int recover(struct wal *w, struct recovery *rc)
 	struct seg_reader rd;
 	if ((r = reader_init(&rd, w->os, w->accel)) < 0)
 		goto out;
+	/* Which segment is the last to hold a record: looked up once, from the end (only the
+	 * trailing empty ones and one more are opened), not once per segment. */
+	rc->last_data = SIZE_MAX;
+	for (size_t i = l.n; i-- > 0;) {
+		int has = seg_has_records(w, &rd, l.v[i]);
+		if (has < 0) {
+			r = has;
+			goto out_release;
+		}
+		if (has) {
+			rc->last_data = i;
+			break;
+		}
+	}
 	for (size_t i = 0; i < l.n; i++) {
 		struct seg s;
 		rc->skip = 0;
-		r = recover_segment(w, rc, &rd, l.v, i, l.n, &s);
+		r = recover_segment(w, rc, &rd, l.v, i, &s);
 		reader_close(&rd);
 		if (r == 0 && rc->skip) {
 			char path[4200];
@@ -1068,6 +1076,7 @@ static int recover(struct wal *w, struct recovery *rc)
 		if (r < 0)
 			break;
 	}
+out_release:
 	reader_release(&rd);
 out:
 	w->os->ops->free(w->os->ctx, l.v);
@@ -1350,6 +1359,20 @@ static int wal_start(struct wal *w)
 			return -ENOMEM;
 	}
 	w->fill = &w->bufs[0];
+	/* Empty segments after the last one with data are spares made ahead of need: keep one
+	 * for the writer to continue in and drop the rest (each open would otherwise add one). */
+	size_t keep = 0;
+	for (size_t i = 0; i < w->nsegs; i++)
+		if (w->segs[i].first_seq)
+			keep = i + 1;
+	while (w->nsegs > keep + 1) {
+		char path[4200];
+		seg_path(w, w->segs[w->nsegs - 1].index, "", path, sizeof(path));
+		int r = os->ops->unlink(os->ctx, path);
+		if (r < 0)
+			return r;
+		w->nsegs--;
+	}
 	/* The writer continues in the last segment, after its last good record. */
 	if (w->nsegs) {
 		struct seg *s = &w->segs[w->nsegs - 1];

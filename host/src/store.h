@@ -1,0 +1,74 @@
+/* store.h - the engine's state beyond the log: the active memtable, the immutable ones waiting
+ * for their flush, the flush thread, the manifest and the tables, and lookups through all of
+ * them, newest first. db drives it (one applier thread writes, any thread reads); store knows
+ * the log only through the log seam, to copy the event stream into event tables.
+ */
+#ifndef SL_STORE_H
+#define SL_STORE_H
+
+#include <stdint.h>
+
+#include "accel.h"
+#include "log.h"
+#include "memtable.h"
+#include "os.h"
+#include "sluice.h"
+
+struct sl_store_config {
+	const struct sl_os *os;
+	struct sl_accel *accel;
+	const char *dir;
+	int rdonly;
+	int no_sync;
+	uint64_t memtable_bytes;  /* rotate past this much record memory; 0 = never */
+	uint64_t expected_orders; /* sizing of each memtable */
+};
+
+struct sl_store_stats {
+	uint64_t checkpoint_seq;
+	uint64_t tables, table_bytes, levels_tables[8], levels_bytes[8];
+	uint64_t rotations, rotate_waits, flushes, flush_errors, flushed_bytes, immutables;
+};
+
+struct sl_store;
+
+/* Open the manifest and the table cache (removing tables a crash left unlisted unless rdonly)
+ * and make an empty active memtable whose resolver looks through the tables. */
+int sl__store_open(const struct sl_store_config *cfg, struct sl_store **out);
+/* Start the flush thread over this log (not in rdonly). */
+int sl__store_start(struct sl_store *s, struct sl_log *log);
+/* Stop the flush thread (immutables not flushed yet stay in the log), free everything. */
+void sl__store_close(struct sl_store *s);
+
+/* Every record <= this is in tables; the log is replayed after it. */
+uint64_t sl__store_checkpoint(struct sl_store *s);
+
+/* The memtable to apply to: the applier's (or recovery's) thread only. */
+struct sl_memtable *sl__store_active(struct sl_store *s);
+
+/* Applier: after applying everything up to last_seq, rotate the memtable when it is full
+ * (waiting, counted, while the flush thread is behind). 0 or -ENOMEM. */
+int sl__store_after_apply(struct sl_store *s, uint64_t last_seq);
+
+/* Any thread: newest state first (active memtable, immutables, then tables). 0,
+ * SL_ENOTFOUND, SL_ECORRUPT (a damaged table block), or -errno. */
+int sl__store_get_order(struct sl_store *s, uint16_t locate, uint64_t ref, struct sl_order *out);
+int sl__store_get_trade(struct sl_store *s, uint64_t match, struct sl_trade *out);
+int sl__store_get_stock(struct sl_store *s, uint16_t locate, struct sl_stock *out);
+
+/* Events older than the log holds, from event tables: a cursor from from_seq. next gives 0
+ * and the event (payload valid until the next call), or SL_EEND after the last table. */
+struct sl_store_events;
+int sl__store_events_open(struct sl_store *s, uint64_t from_seq, struct sl_store_events **out);
+int sl__store_events_next(struct sl_store_events *c, uint64_t *seq, uint32_t *kind,
+			  uint64_t *rx_ns, const uint8_t **payload, size_t *plen);
+void sl__store_events_close(struct sl_store_events *c);
+
+void sl__store_get_stats(struct sl_store *s, struct sl_store_stats *out);
+
+/* Check the manifest and every table of dir. 0, or SL_ECORRUPT (or -errno) with the first bad
+ * file and offset. *tables counts the tables checked. */
+int sl__store_verify(const struct sl_os *os, struct sl_accel *accel, const char *dir, char *path,
+		     size_t cap, uint64_t *off, uint64_t *tables);
+
+#endif /* SL_STORE_H */
