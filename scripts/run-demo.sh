@@ -2,7 +2,8 @@
 # run-demo.sh - `make run`: the appliance on a built-in feed. sluice-feed plays a generated
 # NASDAQ TotalView-ITCH 5.0 session over MoldUDP64 on loopback, with a little packet loss that
 # the daemon repairs through MoldUDP64 re-requests; sluiced ingests it with the UDP front end
-# and makes it durable; then the CLI shows the summary, one order's state and a replay.
+# and makes it durable, flushing its state and the event stream to tables every 32 MiB of
+# memtable; then the CLI shows the summary, one order's state, a replay and a verification.
 set -eu
 BUILD="${BUILD:-build}"
 BIN="$BUILD/bin"
@@ -15,7 +16,7 @@ port=$((30000 + ($$ % 10000)))
 
 echo "== sluiced: data in $DATA, MoldUDP64 on udp 127.0.0.1:$port, rewinder at :$((port + 1))"
 "$BIN/sluiced" --data "$DATA" --udp "127.0.0.1:$port" --rerequest "127.0.0.1:$((port + 1))" \
-	--exit-at-end --rcvbuf 8388608 &
+	--exit-at-end --rcvbuf 8388608 --memtable-mb 32 &
 daemon=$!
 trap 'kill $daemon 2>/dev/null || true' INT TERM
 sleep 0.3
@@ -25,7 +26,7 @@ echo "== sluice-feed: $N messages at $RATE msg/s, 0.1% of packets lost on the fi
 wait $daemon
 echo
 echo "== sluice stats --data $DATA"
-"$BIN/sluice" stats --data "$DATA" | grep -E '^(durable_seq|messages|orders|orders_open|trades|stocks|wal_segments|recovered_records) '
+"$BIN/sluice" stats --data "$DATA" | grep -E '^(durable_seq|checkpoint_seq|messages|tables|table_bytes|wal_segments|recovered_records|write_amplification) |^level '
 echo
 loc_ref=$("$BIN/sluice" replay --data "$DATA" --from 1000 --count 2000 |
 	sed -n 's/.* A add_order locate=\([0-9]*\) .* ref=\([0-9]*\) .*/\1 \2/p' | head -1)

@@ -200,7 +200,7 @@ int main(int argc, char **argv)
 	printf("sluiced: summary: session %s, %" PRIu64 " messages in %.2f s (%.0f msg/s), durable "
 	       "seq %" PRIu64 ", packets %" PRIu64 ", duplicates %" PRIu64 ", gaps %" PRIu64
 	       " detected / %" PRIu64 " filled / %" PRIu64 " lost, re-requests %" PRIu64
-	       ", orders %" PRIu64 " (%" PRIu64 " open), trades %" PRIu64 "\n",
+	       ", in the memtable now: orders %" PRIu64 " (%" PRIu64 " open), trades %" PRIu64 "\n",
 	       s.session[0] ? s.session : "-", s.messages - base, secs,
 	       secs > 0 ? (double)(s.messages - base) / secs : 0.0, s.durable_seq, s.packets,
 	       s.duplicates, s.gaps_detected, s.gaps_filled, s.gaps_lost, s.rerequests_sent,
