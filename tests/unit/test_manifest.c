@@ -75,50 +75,11 @@ static void mf_file(const char *dir, uint64_t n, char *out, size_t cap)
 	snprintf(out, cap, "%s/MANIFEST-%016" PRIx64, dir, n);
 }
 
-static uint64_t file_size(const char *path)
-{
-	struct stat st;
-	assert_int_equal(stat(path, &st), 0);
-	return (uint64_t)st.st_size;
-}
-
-/* The whole file, malloc'ed and NUL-terminated; *n its size. */
-static uint8_t *slurp(const char *path, size_t *n)
-{
-	int fd = open(path, O_RDONLY);
-	assert_true(fd >= 0);
-	struct stat st;
-	assert_int_equal(fstat(fd, &st), 0);
-	uint8_t *b = malloc((size_t)st.st_size + 1);
-	assert_non_null(b);
-	size_t got = 0;
-	while (got < (size_t)st.st_size) {
-		ssize_t r = pread(fd, b + got, (size_t)st.st_size - got, (off_t)got);
-		assert_true(r > 0);
-		got += (size_t)r;
-	}
-	close(fd);
-	b[got] = 0;
-	*n = got;
-	return b;
-}
-
 static void spit(const char *path, const void *p, size_t n)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, p, n), (ssize_t)n);
-	close(fd);
-}
-
-static void flip_bit(const char *path, uint64_t off, int bit)
-{
-	int fd = open(path, O_RDWR);
-	assert_true(fd >= 0);
-	uint8_t b;
-	assert_int_equal(pread(fd, &b, 1, (off_t)off), 1);
-	b ^= (uint8_t)(1u << bit);
-	assert_int_equal(pwrite(fd, &b, 1, (off_t)off), 1);
 	close(fd);
 }
 
@@ -174,7 +135,7 @@ static uint8_t *dir_snapshot(const char *dir, size_t *n)
 		char p[256];
 		in_dir(dir, name, p, sizeof(p));
 		size_t len;
-		uint8_t *b = slurp(p, &len);
+		uint8_t *b = sl_test_slurp(p, &len);
 		all = realloc(all, total + len);
 		assert_non_null(all);
 		memcpy(all + total, b, len);
@@ -206,7 +167,7 @@ static void copy_dir(const char *from, const char *to)
 		in_dir(from, e->d_name, a, sizeof(a));
 		in_dir(to, e->d_name, b, sizeof(b));
 		size_t n;
-		uint8_t *p = slurp(a, &n);
+		uint8_t *p = sl_test_slurp(a, &n);
 		spit(b, p, n);
 		free(p);
 	}
@@ -238,7 +199,7 @@ static char *capture_end(struct capture *c)
 	assert_int_equal(dup2(c->saved, 2), 2);
 	close(c->saved);
 	size_t n;
-	char *s = (char *)slurp(c->path, &n);
+	char *s = (char *)sl_test_slurp(c->path, &n);
 	unlink(c->path);
 	return s;
 }
@@ -552,7 +513,7 @@ static void reopen_expect(const char *dir, struct model *md)
 	sl__manifest_close(m);
 	m = mopen(dir, sl__os_default(), 0);
 	expect_model(m, md);
-	assert_int_equal(sl__manifest_file_bytes(m), file_size(sl__manifest_path(m)));
+	assert_int_equal(sl__manifest_file_bytes(m), sl_test_file_size(sl__manifest_path(m)));
 	sl__manifest_close(m);
 	char path[256] = "x";
 	uint64_t off = 1;
@@ -582,7 +543,7 @@ static void apply_ok(struct sl_manifest *m, struct model *md, const struct sl_ta
 	assert_int_equal(sl__manifest_apply(m, &e), 0);
 	model_apply(md, &e);
 	expect_model(m, md);
-	assert_int_equal(sl__manifest_file_bytes(m), file_size(sl__manifest_path(m)));
+	assert_int_equal(sl__manifest_file_bytes(m), sl_test_file_size(sl__manifest_path(m)));
 }
 
 /* Apply and expect a refusal that changes nothing: same version, same files. */
@@ -649,7 +610,7 @@ static void test_manifest_open_creates_empty(void **state)
 	current_bytes(1, cur);
 	size_t n;
 	in_dir(t.path, "CURRENT", p, sizeof(p));
-	uint8_t *b = slurp(p, &n);
+	uint8_t *b = sl_test_slurp(p, &n);
 	assert_int_equal(n, 42);
 	assert_memory_equal(b, cur, 42);
 	free(b);
@@ -657,7 +618,7 @@ static void test_manifest_open_creates_empty(void **state)
 	enc_header(&want, 1, 0);
 	enc_record(&want, 0, 1, NULL, 0, NULL, 0);
 	mf_file(t.path, 1, p, sizeof(p));
-	b = slurp(p, &n);
+	b = sl_test_slurp(p, &n);
 	assert_int_equal(n, want.n);
 	assert_memory_equal(b, want.p, n);
 	free(b);
@@ -711,7 +672,7 @@ static void test_manifest_apply_file_format(void **state)
 	char p[256];
 	mf_file(t.path, 1, p, sizeof(p));
 	size_t n;
-	uint8_t *b = slurp(p, &n);
+	uint8_t *b = sl_test_slurp(p, &n);
 	assert_int_equal(n, want.n);
 	assert_memory_equal(b, want.p, n);
 	/* And spot checks against the description itself. */
@@ -1246,7 +1207,7 @@ static void test_manifest_open_torn_tail(void **state)
 	sl__manifest_close(m);
 	model_reopened(before);
 	size_t n;
-	uint8_t *orig = slurp(path, &n);
+	uint8_t *orig = sl_test_slurp(path, &n);
 	uint64_t offs[16];
 	size_t k = walk_records(orig, n, offs, 16);
 	assert_int_equal(k, 5);
@@ -1261,7 +1222,7 @@ static void test_manifest_open_torn_tail(void **state)
 		expect_model(m, before);
 		assert_int_equal(sl__manifest_file_bytes(m), n - cut);
 		sl__manifest_close(m);
-		assert_int_equal(file_size(path), n - cut);
+		assert_int_equal(sl_test_file_size(path), n - cut);
 		assert_int_equal(sl__manifest_verify(sl__os_default(), acc, t.path, NULL, 0, NULL),
 				 0);
 		free(capture_end(&q));
@@ -1278,7 +1239,7 @@ static void test_manifest_open_torn_tail(void **state)
 		assert_string_equal(err, cut == len ? "" : want);
 		free(err);
 		expect_model(m, before);
-		assert_int_equal(file_size(path), last);
+		assert_int_equal(sl_test_file_size(path), last);
 		assert_int_equal(sl__manifest_file_bytes(m), last);
 		sl__manifest_close(m);
 	}
@@ -1288,7 +1249,7 @@ static void test_manifest_open_torn_tail(void **state)
 		spit(path, orig, n);
 		struct model *want = md;
 		if (c == 0) {
-			flip_bit(path, last + REC_HDR + 10, 3);
+			sl_test_flip_bit(path, last + REC_HDR + 10, 3);
 			want = before;
 		} else {
 			uint8_t junk[100];
@@ -1303,7 +1264,7 @@ static void test_manifest_open_torn_tail(void **state)
 		m = mopen(t.path, sl__os_default(), 0);
 		free(capture_end(&q));
 		expect_model(m, want);
-		assert_int_equal(file_size(path), c == 0 ? last : n);
+		assert_int_equal(sl_test_file_size(path), c == 0 ? last : n);
 		sl__manifest_close(m);
 	}
 	/* After a cut, edits append right after the last good record. */
@@ -1373,7 +1334,7 @@ static void test_manifest_open_corrupt_middle(void **state)
 	sl__manifest_close(m);
 	model_reopened(md);
 	size_t n;
-	uint8_t *orig = slurp(path, &n);
+	uint8_t *orig = sl_test_slurp(path, &n);
 	uint64_t offs[16];
 	assert_int_equal(walk_records(orig, n, offs, 16), 7);
 	/* A flipped bit anywhere in a record with a good one after it: its length, its CRC, its
@@ -1391,22 +1352,22 @@ static void test_manifest_open_corrupt_middle(void **state)
 				  REC_HDR + len - 1 };
 		for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
 			for (int bit = 0; bit < 8; bit += quick ? 7 : 3) {
-				flip_bit(path, offs[r] + at[i], bit);
+				sl_test_flip_bit(path, offs[r] + at[i], bit);
 				expect_corrupt(t.path, path, offs[r]);
-				flip_bit(path, offs[r] + at[i], bit);
+				sl_test_flip_bit(path, offs[r] + at[i], bit);
 			}
 		}
 	}
 	/* The snapshot record and the header are never torn: damage there is corruption even
 	 * with nothing after it. */
 	spit(path, orig, offs[1]);
-	flip_bit(path, offs[0] + REC_HDR + 2, 0);
+	sl_test_flip_bit(path, offs[0] + REC_HDR + 2, 0);
 	expect_corrupt(t.path, path, offs[0]);
 	spit(path, orig, n);
-	flip_bit(path, 3, 1);
+	sl_test_flip_bit(path, 3, 1);
 	expect_corrupt(t.path, path, 0);
 	spit(path, orig, n);
-	flip_bit(path, 37, 1); /* the header's CRC */
+	sl_test_flip_bit(path, 37, 1); /* the header's CRC */
 	expect_corrupt(t.path, path, 0);
 	spit(path, orig, FILE_HDR + 5);
 	expect_corrupt(t.path, path, FILE_HDR);
@@ -1567,7 +1528,7 @@ static void test_manifest_open_bad_current(void **state)
 	in_dir(t.path, "CURRENT", cur, sizeof(cur));
 	mf_file(t.path, 1, mf, sizeof(mf));
 	size_t n;
-	uint8_t *good = slurp(cur, &n);
+	uint8_t *good = sl_test_slurp(cur, &n);
 	assert_int_equal(n, 42);
 	/* Damaged in every way: a CRC digit, the name, uppercase, short, long, empty. */
 	static const char *bad[] = {
@@ -1597,7 +1558,7 @@ static void test_manifest_open_bad_current(void **state)
 	char mf2[256];
 	mf_file(t.path, 2, mf2, sizeof(mf2));
 	size_t fn;
-	uint8_t *fb = slurp(mf, &fn);
+	uint8_t *fb = sl_test_slurp(mf, &fn);
 	spit(mf2, fb, fn);
 	write_current(t.path, 2);
 	expect_corrupt(t.path, mf2, 0);
@@ -1619,7 +1580,7 @@ static void test_manifest_open_bad_current(void **state)
 		sl__manifest_close(m);
 		in_dir(t.path, "CURRENT", cur, sizeof(cur));
 		mf_file(t.path, 1, mf, sizeof(mf));
-		uint8_t *e = slurp(mf, &fn);
+		uint8_t *e = sl_test_slurp(mf, &fn);
 		unlink(cur);
 		spit(mf, e, cut);
 		free(e);
@@ -1635,7 +1596,7 @@ static void test_manifest_open_bad_current(void **state)
 		expect_model(m, empty);
 		sl__manifest_close(m);
 		expect_listing(t.path, "CURRENT MANIFEST-0000000000000001");
-		assert_int_equal(file_size(mf), EMPTY_FILE);
+		assert_int_equal(sl_test_file_size(mf), EMPTY_FILE);
 		free(empty);
 	}
 	free(good);
@@ -1701,7 +1662,7 @@ static void fail_then_retry(struct sl_manifest *m, struct fault_os *fo, struct m
 	sl__manifest_release(m, v);
 	expect_model(m, md);
 	assert_int_equal(sl__manifest_file_bytes(m), bytes);
-	assert_int_equal(file_size(path), bytes);
+	assert_int_equal(sl_test_file_size(path), bytes);
 	fault_os_reset(fo);
 	apply_ok(m, md, &a, 1, &del, 1, md->checkpoint + 1);
 }
@@ -1849,10 +1810,10 @@ static void test_manifest_apply_rewrite_faults(void **state)
 				assert_string_equal(sl__manifest_path(m), p2);
 				assert_true(sl_test_file_exists(p1));
 				if (sticky) {
-					uint64_t bytes = file_size(p2);
+					uint64_t bytes = sl_test_file_size(p2);
 					struct sl_table_info b = mk(new_no(m, md), 5, 5, 6);
 					assert_int_equal(apply(m, &b, 1, NULL, 0, 0), -EIO);
-					assert_int_equal(file_size(p2), bytes);
+					assert_int_equal(sl_test_file_size(p2), bytes);
 					expect_model(m, md);
 				}
 			} else {
@@ -2092,7 +2053,7 @@ static void test_manifest_open_enomem(void **state)
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, "torn", 4), 4);
 	close(fd);
-	uint64_t size = file_size(path);
+	uint64_t size = sl_test_file_size(path);
 	fault_os_fail(fo, FAULT_FTRUNCATE, 1, -EIO, 0);
 	struct sl_manifest *x = NULL;
 	struct capture c;
@@ -2102,11 +2063,11 @@ static void test_manifest_open_enomem(void **state)
 	assert_int_equal(fault_os_live_allocs(fo), 0);
 	assert_int_equal(fault_os_open_fds(fo), 0);
 	fault_os_free(fo);
-	assert_int_equal(file_size(path), size);
+	assert_int_equal(sl_test_file_size(path), size);
 	capture_begin(&c);
 	reopen_expect(t.path, md);
 	free(capture_end(&c));
-	assert_int_equal(file_size(path), size - 4);
+	assert_int_equal(sl_test_file_size(path), size - 4);
 	tdir_free(&t);
 
 	/* Creating a store: a failure before CURRENT is in place leaves nothing behind; after,

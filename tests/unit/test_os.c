@@ -44,13 +44,6 @@ static void path_in(const struct tdir *t, const char *name, char *out, size_t ca
 	snprintf(out, cap, "%s/%s", t->path, name);
 }
 
-static uint64_t file_size(const char *path)
-{
-	struct stat st;
-	assert_int_equal(stat(path, &st), 0);
-	return (uint64_t)st.st_size;
-}
-
 /* Read a whole small file with libc, independent of the code under test. */
 static size_t slurp(const char *path, uint8_t *buf, size_t cap)
 {
@@ -219,7 +212,7 @@ static void test_os_rename_unlink_sync_dir(void **state)
 	assert_int_equal(os->ops->rename(os->ctx, a, b), 0);
 	assert_int_equal(os->ops->sync_dir(os->ctx, t.path), 0);
 	assert_false(sl_test_file_exists(a));
-	assert_int_equal(file_size(b), 5);
+	assert_int_equal(sl_test_file_size(b), 5);
 	assert_int_equal(os->ops->unlink(os->ctx, b), 0);
 	assert_false(sl_test_file_exists(b));
 	assert_int_equal(os->ops->sync_dir(os->ctx, t.path), 0);
@@ -344,7 +337,7 @@ static void test_fault_os_passes_through(void **state)
 	assert_int_equal(fault_os_open_fds(fo), 0);
 	assert_int_equal(os->ops->rename(os->ctx, p, q), 0);
 	assert_int_equal(os->ops->sync_dir(os->ctx, t.path), 0);
-	assert_int_equal(file_size(q), 6);
+	assert_int_equal(sl_test_file_size(q), 6);
 	void *m = sl__os_malloc(os, 10);
 	assert_non_null(m);
 	assert_int_equal(fault_os_live_allocs(fo), 1);
@@ -391,7 +384,7 @@ static void test_fault_os_fail_nth(void **state)
 	assert_int_equal(os->ops->pwrite(os->ctx, fd, "a", 1, 0), 1);
 	assert_int_equal(os->ops->pwrite(os->ctx, fd, "b", 1, 1), -ENOSPC);
 	assert_int_equal(os->ops->pwrite(os->ctx, fd, "c", 1, 2), 1);
-	assert_int_equal(file_size(p), 3);
+	assert_int_equal(sl_test_file_size(p), 3);
 	/* Sticky: the 1st from now and every one after. */
 	fault_os_fail(fo, FAULT_FDATASYNC, 1, -EIO, 1);
 	for (int i = 0; i < 5; i++)
@@ -468,7 +461,7 @@ static void test_fault_os_tear_with_error(void **state)
 	assert_int_equal(slurp(p, b, sizeof(b)), 14);
 	assert_memory_equal(b, "0123456789abcd", 14);
 	assert_int_equal(sl__os_pwrite_all(os, fd, "XY", 2, 20), 0);
-	assert_int_equal(file_size(p), 22);
+	assert_int_equal(sl_test_file_size(p), 22);
 	os->ops->close(os->ctx, fd);
 	fault_os_free(fo);
 	tdir_free(&t);
@@ -560,15 +553,15 @@ static void test_fault_os_crash_at_and_match(void **state)
 	assert_int_equal(fault_os_crashed(fo), 1);
 	assert_int_equal(hook_calls, 1);
 	assert_int_equal(sl__os_pwrite_all(os, fa, "3", 1, 2), 0);
-	assert_int_equal(file_size(a), 2);
-	assert_int_equal(file_size(b), 1);
+	assert_int_equal(sl_test_file_size(a), 2);
+	assert_int_equal(sl_test_file_size(b), 1);
 	/* fault_os_crash on a crashed twin calls the hook no more. */
 	fault_os_crash(fo);
 	assert_int_equal(hook_calls, 1);
 	/* Reset leaves crash mode; a failure armed for *.tmp spares a.wal. */
 	fault_os_reset(fo);
 	assert_int_equal(sl__os_pwrite_all(os, fa, "3", 1, 2), 0);
-	assert_int_equal(file_size(a), 3);
+	assert_int_equal(sl_test_file_size(a), 3);
 	fault_os_match(fo, ".tmp");
 	fault_os_fail(fo, FAULT_FDATASYNC, 1, -EIO, 1);
 	assert_int_equal(os->ops->fdatasync(os->ctx, fa), 0);

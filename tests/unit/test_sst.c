@@ -72,25 +72,6 @@ static void tdir_free(struct tdir *t)
 	assert_int_equal(sl_test_rm_rf(t->path), 0);
 }
 
-static uint8_t *slurp(const char *path, size_t *n)
-{
-	int fd = open(path, O_RDONLY);
-	assert_true(fd >= 0);
-	struct stat st;
-	assert_int_equal(fstat(fd, &st), 0);
-	uint8_t *b = malloc((size_t)st.st_size + 1);
-	assert_non_null(b);
-	size_t got = 0;
-	while (got < (size_t)st.st_size) {
-		ssize_t r = pread(fd, b + got, (size_t)st.st_size - got, (off_t)got);
-		assert_true(r > 0);
-		got += (size_t)r;
-	}
-	close(fd);
-	*n = got;
-	return b;
-}
-
 static void spew(const char *path, const uint8_t *b, size_t n)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -175,7 +156,7 @@ static char *cap_end(struct cap *c)
 	assert_int_equal(dup2(c->saved, 2), 2);
 	close(c->saved);
 	size_t n;
-	uint8_t *b = slurp(c->path, &n);
+	uint8_t *b = sl_test_slurp(c->path, &n);
 	b[n] = 0;
 	unlink(c->path);
 	return (char *)b;
@@ -432,7 +413,7 @@ static uint64_t le64(const uint8_t *p)
 static void layout_of(const char *path, struct layout *l)
 {
 	size_t n;
-	uint8_t *b = slurp(path, &n);
+	uint8_t *b = sl_test_slurp(path, &n);
 	assert_true(n >= FOOTER);
 	const uint8_t *f = b + n - FOOTER;
 	assert_memory_equal(f, "SLUICEST", 8);
@@ -541,7 +522,7 @@ static void flip_in(uint8_t *b, uint64_t off, int bit)
 static void flip_bit(const char *path, uint64_t off, int bit)
 {
 	size_t n;
-	uint8_t *b = slurp(path, &n);
+	uint8_t *b = sl_test_slurp(path, &n);
 	assert_true(off < n);
 	flip_in(b, off, bit);
 	spew(path, b, n);
@@ -943,7 +924,7 @@ static void test_writer_open_exists(void **state)
 	struct sl_sst_writer *w;
 	assert_int_equal(sl__sst_writer_open(sl__os_default(), acc, d.file, NULL, &w), -EEXIST);
 	size_t n;
-	uint8_t *b = slurp(d.file, &n);
+	uint8_t *b = sl_test_slurp(d.file, &n);
 	assert_int_equal(n, 4);
 	assert_memory_equal(b, "keep", 4);
 	free(b);
@@ -1120,7 +1101,7 @@ static void test_get_malformed_block_valid_crc(void **state)
 	struct layout l;
 	layout_of(d.file, &l);
 	size_t len;
-	uint8_t *pristine = slurp(d.file, &len);
+	uint8_t *pristine = sl_test_slurp(d.file, &len);
 	uint8_t *b = malloc(len);
 	assert_non_null(b);
 	struct cap c;
@@ -1232,7 +1213,7 @@ static void flip_range_expect(const struct tdir *d, uint64_t from, uint64_t len,
 			      int err)
 {
 	size_t n;
-	uint8_t *pristine = slurp(d->file, &n);
+	uint8_t *pristine = sl_test_slurp(d->file, &n);
 	uint64_t bits = len * 8, step = bits > max_bits ? bits / max_bits : 1;
 	struct cap c;
 	for (uint64_t b = 0; b < bits; b += step) {
@@ -1316,7 +1297,7 @@ static void test_open_unknown_version(void **state)
 	struct ent *e = model_random(&n, 12, 20, 60);
 	write_table(d.file, NULL, e, n, NULL);
 	size_t len;
-	uint8_t *b = slurp(d.file, &len);
+	uint8_t *b = sl_test_slurp(d.file, &len);
 	uint8_t *f = b + len - FOOTER;
 	f[8] = 2;
 	uint32_t crc = sl__accel_crc32c(acc, f, 60);
@@ -1345,7 +1326,7 @@ static void test_open_truncated(void **state)
 	struct sl_sst_options o = opts(512, 4);
 	write_table(d.file, &o, e, n, NULL);
 	size_t len;
-	uint8_t *b = slurp(d.file, &len);
+	uint8_t *b = sl_test_slurp(d.file, &len);
 	struct fault_os *fo = fault_os_new();
 	struct cap c;
 	cap_begin(&c, &d);
@@ -1515,7 +1496,7 @@ static void test_open_fuzz_bit_flips(void **state)
 	struct layout l;
 	layout_of(d.file, &l);
 	size_t len;
-	uint8_t *pristine = slurp(d.file, &len);
+	uint8_t *pristine = sl_test_slurp(d.file, &len);
 	uint8_t *copy = malloc(len);
 	assert_non_null(copy);
 	uint64_t s = 16;
@@ -1561,7 +1542,7 @@ static void test_open_fuzz_fixed_crcs(void **state)
 	struct layout l;
 	layout_of(d.file, &l);
 	size_t len;
-	uint8_t *pristine = slurp(d.file, &len);
+	uint8_t *pristine = sl_test_slurp(d.file, &len);
 	uint8_t *copy = malloc(len);
 	assert_non_null(copy);
 	uint64_t s = 18;

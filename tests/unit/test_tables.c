@@ -215,17 +215,6 @@ static void store_free(struct store *s)
 	sl_test_rm_rf(s->dir);
 }
 
-static void flip_bit(const char *path, uint64_t off, int bit)
-{
-	int fd = open(path, O_RDWR);
-	assert_true(fd >= 0);
-	uint8_t b;
-	assert_int_equal(pread(fd, &b, 1, (off_t)off), 1);
-	b ^= (uint8_t)(1u << bit);
-	assert_int_equal(pwrite(fd, &b, 1, (off_t)off), 1);
-	close(fd);
-}
-
 /* ---- Checking lookups ------------------------------------------------------------------- */
 
 /* Every key the test asks about: present, shadowed, deleted and absent ones of each kind. */
@@ -530,7 +519,7 @@ static void test_tables_lookup_corrupt_block(void **state)
 	store_new(&s, sl__os_default());
 	char path[128];
 	table_path(s.dir, 11, path, sizeof(path));
-	flip_bit(path, 5, 3); /* inside table 11's first data block */
+	sl_test_flip_bit(path, 5, 3); /* inside table 11's first data block */
 	struct sl_version *v = sl__manifest_acquire(s.m);
 	/* Keys answered by 11 (locate 2, not shadowed) are SL_ECORRUPT up to the end of its
 	 * first block and right after it; every other key is right. */

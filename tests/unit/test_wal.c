@@ -90,33 +90,6 @@ static void seg_file(const struct tdir *t, uint64_t index, char *out, size_t cap
 	snprintf(out, cap, "%s/%016llx.wal", t->wal, (unsigned long long)index);
 }
 
-static uint64_t file_size(const char *path)
-{
-	struct stat st;
-	assert_int_equal(stat(path, &st), 0);
-	return (uint64_t)st.st_size;
-}
-
-/* The whole file, malloc'ed; *n its size. */
-static uint8_t *slurp(const char *path, size_t *n)
-{
-	int fd = open(path, O_RDONLY);
-	assert_true(fd >= 0);
-	struct stat st;
-	assert_int_equal(fstat(fd, &st), 0);
-	uint8_t *b = malloc((size_t)st.st_size + 1);
-	assert_non_null(b);
-	size_t got = 0;
-	while (got < (size_t)st.st_size) {
-		ssize_t r = pread(fd, b + got, (size_t)st.st_size - got, (off_t)got);
-		assert_true(r > 0);
-		got += (size_t)r;
-	}
-	close(fd);
-	*n = got;
-	return b;
-}
-
 static void write_at(const char *path, uint64_t off, const void *p, size_t n)
 {
 	int fd = open(path, O_WRONLY);
@@ -177,7 +150,7 @@ static uint8_t *snapshot(const struct tdir *t, size_t *n)
 		char p[200];
 		seg_file(t, idx[i], p, sizeof(p));
 		size_t len;
-		uint8_t *b = slurp(p, &len);
+		uint8_t *b = sl_test_slurp(p, &len);
 		all = realloc(all, total + len + sizeof(idx[i]) + sizeof(len));
 		assert_non_null(all);
 		memcpy(all + total, &idx[i], sizeof(idx[i]));
@@ -437,7 +410,7 @@ static size_t parse_log(const struct tdir *t, struct recpos *out, size_t cap, ui
 		char p[200];
 		seg_file(t, idx[s], p, sizeof(p));
 		size_t size;
-		uint8_t *b = slurp(p, &size);
+		uint8_t *b = sl_test_slurp(p, &size);
 		assert_int_equal(size, seg_bytes);
 		assert_memory_equal(b, "SLUICEWL", 8);
 		uint32_t u32;
@@ -572,7 +545,7 @@ static void test_wal_open_empty(void **state)
 	assert_int_equal(log.ops->version, SL_LOG_OPS_VERSION);
 	char p[200];
 	seg_file(&t, 1, p, sizeof(p));
-	assert_int_equal(file_size(p), SL_WAL_MIN_SEGMENT);
+	assert_int_equal(sl_test_file_size(p), SL_WAL_MIN_SEGMENT);
 	check_cursor(&log, &m, 1, 0);
 	check_cursor(&log, &m, 0, 0);
 	assert_int_equal(log.ops->wait_durable(log.impl, 0, 0), 0);
@@ -1228,7 +1201,7 @@ static void torn_tail_case(enum tear_kind kind, const struct wopt *o, size_t n)
 	assert_int_equal(log.ops->close(log.impl), 0);
 	/* The tail is zeros on disk now: to the end of the file. */
 	size_t size;
-	uint8_t *b = slurp(p, &size);
+	uint8_t *b = sl_test_slurp(p, &size);
 	for (uint64_t i = torn_from; i < size; i++)
 		if (b[i])
 			fail_msg("byte %llu of %s not zeroed", (unsigned long long)i, p);
