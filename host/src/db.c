@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "accel.h"
@@ -240,7 +241,9 @@ static void stop_applier(struct sl_db *db)
 	db->applier_running = 0;
 }
 
-/* Block until the applier has caught up with seq (it always does: it only lags). */
+/* Block until the applier has caught up with seq. It only lags, except while it waits for the
+ * flush thread (tables cannot be written, e.g. a full disk): then durability is all there is
+ * to wait for, and the state catches up when the flush does. */
 static void wait_applied(struct sl_db *db, uint64_t seq)
 {
 	if (!db->applier_running || ck_pr_load_64(&db->applied_seq) >= seq)
@@ -248,8 +251,17 @@ static void wait_applied(struct sl_db *db, uint64_t seq)
 	pthread_mutex_lock(&db->amu);
 	db->applied_waiters++;
 	ck_pr_fence_memory();
-	while (ck_pr_load_64(&db->applied_seq) < seq && ck_pr_load_64(&db->last_seq) >= seq)
-		pthread_cond_wait(&db->wcv, &db->amu);
+	while (ck_pr_load_64(&db->applied_seq) < seq && ck_pr_load_64(&db->last_seq) >= seq &&
+	       !sl__store_stalled(db->st)) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&db->wcv, &db->amu, &ts);
+	}
 	db->applied_waiters--;
 	pthread_mutex_unlock(&db->amu);
 }

@@ -50,6 +50,8 @@ struct sl_store {
 	pthread_cond_t fcv;
 	pthread_t flusher;
 	int flusher_running, stop;
+	int stalled;             /* the applier waits for the flush thread (tables cannot be
+				    written: a full disk); __atomic */
 
 	struct sl_store_stats st; /* counters, updated with __atomic adds */
 };
@@ -317,10 +319,13 @@ int sl__store_after_apply(struct sl_store *s, uint64_t last_seq)
 		return 0;
 	/* Room for one more immutable: wait (counted) while the flush thread catches up. */
 	pthread_mutex_lock(&s->fmu);
-	if (__atomic_load_n(&s->nimm, __ATOMIC_ACQUIRE) == MAX_IMM)
+	if (__atomic_load_n(&s->nimm, __ATOMIC_ACQUIRE) == MAX_IMM) {
 		add_stat(&s->st.rotate_waits, 1);
+		__atomic_store_n(&s->stalled, 1, __ATOMIC_RELEASE);
+	}
 	while (__atomic_load_n(&s->nimm, __ATOMIC_ACQUIRE) == MAX_IMM && !s->stop)
 		pthread_cond_wait(&s->fcv, &s->fmu);
+	__atomic_store_n(&s->stalled, 0, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&s->fmu);
 	struct sl_memtable *fresh;
 	int r = sl__memtable_new(s->cfg.os, s->cfg.expected_orders, &fresh);
@@ -384,6 +389,11 @@ void sl__store_events_close(struct sl_store_events *c)
 }
 
 /* ---- Lifecycle ------------------------------------------------------------------------------ */
+
+int sl__store_stalled(struct sl_store *s)
+{
+	return __atomic_load_n(&s->stalled, __ATOMIC_ACQUIRE);
+}
 
 uint64_t sl__store_checkpoint(struct sl_store *s)
 {

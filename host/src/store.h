@@ -50,6 +50,10 @@ struct sl_memtable *sl__store_active(struct sl_store *s);
  * (waiting, counted, while the flush thread is behind). 0 or -ENOMEM. */
 int sl__store_after_apply(struct sl_store *s, uint64_t last_seq);
 
+/* 1 while the applier waits for the flush thread to make room (it cannot write tables):
+ * state stops advancing, durability does not. Any thread. */
+int sl__store_stalled(struct sl_store *s);
+
 /* Any thread: newest state first (active memtable, immutables, then tables). 0,
  * SL_ENOTFOUND, SL_ECORRUPT (a damaged table block), or -errno. */
 int sl__store_get_order(struct sl_store *s, uint16_t locate, uint64_t ref, struct sl_order *out);
