@@ -761,6 +761,35 @@ static void broken_trade(struct sl_memtable *m, const struct sl_itch_msg *msg)
 	ck_sequence_write_end(&t->sq);
 }
 
+int sl__memtable_put_stock(struct sl_memtable *m, const struct sl_stock *st)
+{
+	struct stock_rec *s = m->stocks[st->locate];
+	int fresh = !s;
+	if (fresh) {
+		s = arena_alloc(m->os, &m->stock_arena);
+		if (!s)
+			return -ENOMEM;
+		ck_sequence_init(&s->sq);
+	} else {
+		ck_sequence_write_begin(&s->sq);
+	}
+	s->locate = st->locate;
+	pad_sym(s->stock, st->stock, 8);
+	s->market_category = st->market_category;
+	s->financial_status = st->financial_status;
+	s->trading_state = st->trading_state;
+	s->round_lot_size = st->round_lot_size;
+	s->seq = st->seq;
+	if (fresh) {
+		ck_pr_fence_store();
+		ck_pr_store_ptr(&m->stocks[st->locate], s);
+		stat_set(&m->st.stocks, m->st.stocks + 1);
+	} else {
+		ck_sequence_write_end(&s->sq);
+	}
+	return 0;
+}
+
 void sl__memtable_set_resolver(struct sl_memtable *m, const struct sl_memtable_resolver *r)
 {
 	m->resolver = r;

@@ -35,6 +35,10 @@ struct sl_memtable_resolver {
 	void *arg;
 };
 
+/* Put a stock directory entry as it is (reloading state from tables). Writer thread only.
+ * 0 or -ENOMEM. */
+int sl__memtable_put_stock(struct sl_memtable *m, const struct sl_stock *s);
+
 /* Set (or clear, with NULL) the resolver; r must outlive its use. Writer thread only. */
 void sl__memtable_set_resolver(struct sl_memtable *m, const struct sl_memtable_resolver *r);
 

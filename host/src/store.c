@@ -408,6 +408,26 @@ struct sl_memtable *sl__store_active(struct sl_store *s)
 	return s->mt;
 }
 
+static int reload_stocks(struct sl_store *s)
+{
+	if (!s->ver->checkpoint_seq)
+		return 0;
+	for (uint32_t l = 0; l < 65536; l++) {
+		uint8_t k[SL_KEY_MAX_LEN];
+		size_t kl = sl__key_stock(k, (uint16_t)l);
+		struct sl_stock st;
+		struct stock_q q = { (uint16_t)l, &st };
+		int r = table_get(s, s->ver, k, kl, decode_stock, &q);
+		if (r == SL_ENOTFOUND)
+			continue;
+		if (r == 0)
+			r = sl__memtable_put_stock(s->mt, &st);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 int sl__store_open(const struct sl_store_config *cfg, struct sl_store **out)
 {
 	struct sl_store *s = calloc(1, sizeof(*s));
@@ -436,6 +456,10 @@ int sl__store_open(const struct sl_store_config *cfg, struct sl_store **out)
 	if ((r = sl__memtable_new(cfg->os, cfg->expected_orders, &s->mt)))
 		goto out_close;
 	sl__memtable_set_resolver(s->mt, &s->resolver);
+	/* The stock directory lives in every memtable (messages after it update trading states
+	 * in place): bring the tables' copy back, as a rotation would have carried it. */
+	if ((r = reload_stocks(s)) < 0)
+		goto out_close;
 	s->mt_first_seq = s->ver->checkpoint_seq + 1;
 	*out = s;
 	return 0;
