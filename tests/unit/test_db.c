@@ -743,6 +743,43 @@ static void test_open_rdonly_during_ingest(void **state)
 	rm_rf(t.path);
 }
 
+/* Options of the tests that write tables: small segments, buffers and memtables. */
+static void small_store_options(struct sl_options *o, const char *dir, uint64_t memtable_bytes)
+{
+	sl_options_init(o);
+	o->data_dir = dir;
+	o->flags = SL_OPEN_CREATE;
+	o->wal_segment_bytes = 256 * 1024;
+	o->wal_buffer_bytes = 1 << 20;
+	o->memtable_bytes = memtable_bytes;
+	o->expected_orders = 4096;
+}
+
+/* A reference store in dir: the same options, never flushed, never synced. */
+static struct sl_db *open_reference(const struct sl_options *o, const char *dir)
+{
+	struct sl_options ro = *o;
+	ro.data_dir = dir;
+	ro.memtable_bytes = 0;
+	ro.flags |= SL_OPEN_NO_SYNC;
+	struct sl_db *ref;
+	assert_int_equal(sl_db_open(&ro, &ref), 0);
+	return ref;
+}
+
+/* Poll the stats until every rotation is flushed (and, if want_applied, the state is at that
+ * sequence), for up to 5 s; the last stats are left in *s. */
+static void wait_flushed(struct sl_db *db, uint64_t want_applied, struct sl_stats *s)
+{
+	for (int i = 0; i < 500; i++) {
+		sl_db_stats(db, s);
+		if (s->rotations && s->flushes == s->rotations &&
+		    (!want_applied || s->applied_seq == want_applied))
+			return;
+		usleep(10000);
+	}
+}
+
 /* Every order and trade the reference store knows, the other store must answer identically. */
 static void check_same_state(struct sl_db *db, struct sl_db *ref, const struct msgs *m)
 {
@@ -788,32 +825,16 @@ static void test_flush_rotation_queries_replay_restart(void **state)
 	struct msgs m;
 	gen_msgs(&m, getenv("SL_TEST_QUICK") ? 100000 : 200000, 17);
 	struct sl_options o;
-	sl_options_init(&o);
-	o.data_dir = t.path;
-	o.flags = SL_OPEN_CREATE;
-	o.wal_segment_bytes = 256 * 1024;
-	o.wal_buffer_bytes = 1 << 20;
-	o.memtable_bytes = 512 * 1024;
-	o.expected_orders = 4096;
+	small_store_options(&o, t.path, 512 * 1024);
 	struct sl_db *db;
 	assert_int_equal(sl_db_open(&o, &db), 0);
-	struct sl_options ro = o;
-	ro.data_dir = tr.path;
-	ro.memtable_bytes = 0;
-	ro.flags |= SL_OPEN_NO_SYNC;
-	struct sl_db *ref;
-	assert_int_equal(sl_db_open(&ro, &ref), 0);
+	struct sl_db *ref = open_reference(&o, tr.path);
 	append_all(db, &m, 0, m.n);
 	append_all(ref, &m, 0, m.n);
 	assert_int_equal(sl_db_wait_durable(db, m.n, -1), 0);
 	assert_int_equal(sl_db_wait_durable(ref, m.n, -1), 0);
 	struct sl_stats s;
-	for (int i = 0; i < 500; i++) { /* let the flush thread drain */
-		sl_db_stats(db, &s);
-		if (s.rotations && s.flushes == s.rotations)
-			break;
-		usleep(10000);
-	}
+	wait_flushed(db, 0, &s);
 	assert_true(s.rotations >= 3);
 	assert_int_equal(s.flushes, s.rotations);
 	assert_int_equal(s.flush_errors, 0);
@@ -874,24 +895,13 @@ static void test_table_corruption_named_and_contained(void **state)
 	struct msgs m;
 	gen_msgs(&m, 60000, 23);
 	struct sl_options o;
-	sl_options_init(&o);
-	o.data_dir = t.path;
-	o.flags = SL_OPEN_CREATE;
-	o.wal_segment_bytes = 256 * 1024;
-	o.wal_buffer_bytes = 1 << 20;
-	o.memtable_bytes = 1 << 20;
-	o.expected_orders = 4096;
+	small_store_options(&o, t.path, 1 << 20);
 	struct sl_db *db;
 	assert_int_equal(sl_db_open(&o, &db), 0);
 	append_all(db, &m, 0, m.n);
 	assert_int_equal(sl_db_wait_durable(db, m.n, -1), 0);
 	struct sl_stats s;
-	for (int i = 0; i < 500; i++) {
-		sl_db_stats(db, &s);
-		if (s.rotations && s.flushes == s.rotations)
-			break;
-		usleep(10000);
-	}
+	wait_flushed(db, 0, &s);
 	assert_true(s.level_tables[0] >= 1);
 	assert_int_equal(sl_db_close(db), 0);
 	/* The first state table is 0000000000000001.sst; flip a bit 100 bytes into it (its
@@ -949,21 +959,10 @@ static void test_flush_enospc_retried(void **state)
 	fault_os_match(fo, ".sst");
 	fault_os_fail(fo, FAULT_PWRITE, 1, -ENOSPC, 1);
 	struct sl_options o;
-	sl_options_init(&o);
-	o.data_dir = t.path;
-	o.flags = SL_OPEN_CREATE;
-	o.wal_segment_bytes = 256 * 1024;
-	o.wal_buffer_bytes = 1 << 20;
-	o.memtable_bytes = 256 * 1024;
-	o.expected_orders = 4096;
+	small_store_options(&o, t.path, 256 * 1024);
 	struct sl_db *db;
 	assert_int_equal(sl__db_open_os(&o, fault_os_get(fo), &db), 0);
-	struct sl_options ro = o;
-	ro.data_dir = tr.path;
-	ro.memtable_bytes = 0;
-	ro.flags |= SL_OPEN_NO_SYNC;
-	struct sl_db *ref;
-	assert_int_equal(sl_db_open(&ro, &ref), 0);
+	struct sl_db *ref = open_reference(&o, tr.path);
 	append_all(db, &m, 0, m.n);
 	append_all(ref, &m, 0, m.n);
 	assert_int_equal(sl_db_wait_durable(db, m.n, -1), 0);
@@ -990,12 +989,7 @@ static void test_flush_enospc_retried(void **state)
 	struct sl_stock st;
 	assert_int_equal(sl_db_get_stock(db, 1, &st), 0);
 	fault_os_reset(fo); /* space is back: the next retry (within a second) succeeds */
-	for (int i = 0; i < 500; i++) {
-		sl_db_stats(db, &s);
-		if (s.applied_seq == m.n && s.flushes && s.flushes == s.rotations)
-			break;
-		usleep(10000);
-	}
+	wait_flushed(db, m.n, &s);
 	assert_int_equal(s.applied_seq, m.n);
 	assert_true(s.flushes >= 1);
 	assert_int_equal(s.flushes, s.rotations);

@@ -519,16 +519,6 @@ static void flip_in(uint8_t *b, uint64_t off, int bit)
 	b[off] ^= (uint8_t)(1u << bit);
 }
 
-static void flip_bit(const char *path, uint64_t off, int bit)
-{
-	size_t n;
-	uint8_t *b = sl_test_slurp(path, &n);
-	assert_true(off < n);
-	flip_in(b, off, bit);
-	spew(path, b, n);
-	free(b);
-}
-
 static void expect_open_fails(const char *path, int err)
 {
 	struct sl_sst *t = (struct sl_sst *)&t;
@@ -996,7 +986,7 @@ static void test_get_corrupt_data_block(void **state)
 	struct layout l;
 	layout_of(d.file, &l);
 	size_t bad = l.nblocks / 2;
-	flip_bit(d.file, l.boff[bad] + 37, 3);
+	sl_test_flip_bit(d.file, l.boff[bad] + 37, 3);
 
 	struct sl_sst *t = open_ok(d.file);
 	struct cap c;
@@ -1071,8 +1061,8 @@ static void test_verify_names_first_bad_block(void **state)
 	layout_of(d.file, &l);
 	/* The last byte of a block is its CRC; the block at the far end of the verify batches. */
 	size_t b1 = l.nblocks > 70 ? 66 : l.nblocks - 2, b2 = l.nblocks - 1;
-	flip_bit(d.file, l.boff[b2], 0);
-	flip_bit(d.file, l.boff[b1 + 1] - 1, 7);
+	sl_test_flip_bit(d.file, l.boff[b2], 0);
+	sl_test_flip_bit(d.file, l.boff[b1 + 1] - 1, 7);
 	struct sl_sst *t = open_ok(d.file);
 	uint64_t off;
 	const char *what;
@@ -1862,7 +1852,7 @@ static void test_get_threads_share_bitmap(void **state)
 	layout_of(d.file, &l);
 	size_t bad_blocks[3] = { 0, l.nblocks / 3, l.nblocks - 1 };
 	for (int i = 0; i < 3; i++)
-		flip_bit(d.file, l.boff[bad_blocks[i]] + 3, 1);
+		sl_test_flip_bit(d.file, l.boff[bad_blocks[i]] + 3, 1);
 	uint8_t *bad = calloc(n, 1);
 	assert_non_null(bad);
 	for (size_t i = 0; i < n; i++) {
