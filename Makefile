@@ -66,19 +66,21 @@ bins: $(BINS)
 # link error. tests/unit/test_<m>.c may also use tests/unit/<helper>.c listed in TEST_EXTRA_<m>.
 MOD_err :=
 MOD_os := err
-MOD_accel := accel_cpu err
+MOD_accel := accel_cpu block bloom err
 MOD_itch := err
 MOD_mold := err
 MOD_pcap := err
 MOD_feed := itch mold err
-MOD_wal := os accel accel_cpu err
+MOD_wal := os accel accel_cpu block bloom err
 MOD_memtable := itch os err
 MOD_bloom := err
+MOD_block := err
 MOD_keys := err
-MOD_sst := bloom os accel accel_cpu err
-MOD_manifest := os accel accel_cpu err
-MOD_flush := memtable itch keys sst bloom wal os accel accel_cpu feed mold err
-MOD_tables := sst bloom manifest keys os accel accel_cpu err
+MOD_sst := block bloom os accel accel_cpu err
+MOD_manifest := os accel accel_cpu block bloom err
+MOD_flush := memtable itch keys sst block bloom wal os accel accel_cpu feed mold err
+MOD_tables := sst block bloom manifest keys os accel accel_cpu err
+MOD_compact := tables sst block bloom manifest keys os accel accel_cpu err
 MOD_db := $(basename $(notdir $(LIB_SRCS)))
 
 TEST_EXTRA_wal := fault_os
@@ -88,6 +90,11 @@ TEST_EXTRA_sst := fault_os
 TEST_EXTRA_manifest := fault_os
 TEST_EXTRA_flush := fault_os
 TEST_EXTRA_tables := fault_os
+TEST_EXTRA_compact := fault_os
+MOD_corrupt := $(basename $(notdir $(LIB_SRCS)))
+TEST_EXTRA_corrupt := fault_os
+MOD_model := $(basename $(notdir $(LIB_SRCS)))
+TEST_EXTRA_model := fault_os
 
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_NAMES := $(patsubst tests/unit/test_%.c,%,$(UNIT_SRCS))

@@ -93,6 +93,12 @@ struct sl_options {
 	uint64_t expected_orders;       /* the order table is sized for this many up front
 					   (default 1M, about 64 MiB); growing past it rehashes
 					   on the applier thread (a stall of ~0.3 s at 1M) */
+	uint64_t event_retain_bytes;    /* keep at most this many bytes of event tables (the
+					   oldest go first; 0 = no limit) */
+	uint64_t event_retain_secs;     /* drop event tables whose newest event was received
+					   longer ago than this (0 = no limit) */
+	uint32_t compaction;            /* 1 (default): background leveled compaction; 0: none
+					   (sl_db_compact still works) */
 };
 
 /* Fill *o with defaults and the current version. */
@@ -265,6 +271,45 @@ struct sl_event {
 	const uint8_t *data;    /* the raw ITCH message; valid until the next sl_iter_next/close */
 };
 
+/* Many orders in one call: out[i] and rc[i] answer (locates[i], refs[i]) as sl_db_get_order
+ * would (rc 0, SL_ENOTFOUND, or SL_ECORRUPT for a key whose table block is damaged). The keys
+ * that reach the tables are looked up together, table by table, with one batched bloom probe
+ * per table. Returns 0, or -EINVAL (n > 0 with a NULL array). Thread-safe. */
+SL_API int sl_db_get_orders(struct sl_db *db, size_t n, const uint16_t *locates,
+			    const uint64_t *refs, struct sl_order *out, int *rc);
+
+/* Scans of one stock's orders (by added_ts) or trades (by ts) over a time range [from_ns,
+ * to_ns] (ITCH timestamps, nanoseconds since midnight; to_ns 0 = no upper bound), in key order
+ * (order reference, match number). A scan sees the tables of one version for its whole life
+ * (flushes and compactions that run meanwhile change nothing it returns) and the memtables as
+ * they were when it opened, each record as of one applied message. One thread at a time. */
+enum sl_scan_kind {
+	SL_SCAN_ORDERS = 'O',
+	SL_SCAN_TRADES = 'T',
+};
+
+struct sl_scan;
+
+/* 0, -EINVAL (bad kind), -ENOMEM. */
+SL_API int sl_scan_open(struct sl_db *db, int kind, uint16_t locate, uint64_t from_ns,
+			uint64_t to_ns, struct sl_scan **out);
+/* 0 and the next record, SL_EEND after the last, SL_ECORRUPT for a damaged table block
+ * (named on stderr; the scan goes on past it on the next call), -EINVAL for the wrong kind. */
+SL_API int sl_scan_next_order(struct sl_scan *s, struct sl_order *out);
+SL_API int sl_scan_next_trade(struct sl_scan *s, struct sl_trade *out);
+SL_API void sl_scan_close(struct sl_scan *s);
+
+/* Make everything applied so far part of the tables: rotate the memtable and wait until every
+ * memtable waiting for a flush is written and recorded (and the log before it dropped). Call
+ * from the appending thread (not concurrently with appends). 0, SL_ERDONLY, or the flush's
+ * error. */
+SL_API int sl_db_flush(struct sl_db *db);
+
+/* Full manual compaction: merge every state table of every level into the bottom level,
+ * dropping orders in a final state and every version a newer one shadows; waits until done.
+ * Ingest goes on meanwhile. 0, SL_ERDONLY, or the first error (the store stays as it was). */
+SL_API int sl_db_compact(struct sl_db *db);
+
 struct sl_iter;
 
 /* Iterate logged events with sequence >= from_seq, in order, up to the durable sequence at the
@@ -366,6 +411,14 @@ struct sl_stats {
 	uint64_t checkpoint_seq;     /* every record <= it is in tables */
 	uint64_t tables, table_bytes, level_tables[8], level_bytes[8]; /* level 6: event tables */
 	uint64_t rotations, rotate_waits, flushes, flush_errors, flushed_bytes;
+	uint64_t compactions, compaction_errors, compacted_read_bytes, compacted_bytes;
+	uint64_t compaction_dropped;   /* entries dropped: shadowed versions and final orders */
+	uint64_t compaction_running;   /* 1 while a compaction job runs */
+	uint64_t events_retired_tables, events_retired_bytes; /* event tables dropped by retention */
+	uint64_t bloom_probes, bloom_negatives, bloom_false_positives; /* table lookups: probes,
+								 "certainly absent" answers, and
+								 "maybe" answers whose table did
+								 not hold the key */
 	char session[11];            /* current MoldUDP64 session, NUL terminated */
 };
 

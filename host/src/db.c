@@ -892,3 +892,50 @@ SL_API int sl_verify(const char *dir, char *path, size_t cap, uint64_t *off, uin
 	sl__accel_close(a);
 	return r;
 }
+
+/* ---- Batched queries, scans, flush and compaction (being built: interim forms) -------------- */
+
+SL_API int sl_db_get_orders(struct sl_db *db, size_t n, const uint16_t *locates,
+			    const uint64_t *refs, struct sl_order *out, int *rc)
+{
+	if (n && (!locates || !refs || !out || !rc))
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		rc[i] = sl__store_get_order(db->st, locates[i], refs[i], &out[i]);
+	return 0;
+}
+
+SL_API int sl_scan_open(struct sl_db *db, int kind, uint16_t locate, uint64_t from_ns,
+			uint64_t to_ns, struct sl_scan **out)
+{
+	(void)db, (void)kind, (void)locate, (void)from_ns, (void)to_ns;
+	*out = NULL;
+	return -ENOSYS;
+}
+
+SL_API int sl_scan_next_order(struct sl_scan *s, struct sl_order *out)
+{
+	(void)s, (void)out;
+	return -ENOSYS;
+}
+
+SL_API int sl_scan_next_trade(struct sl_scan *s, struct sl_trade *out)
+{
+	(void)s, (void)out;
+	return -ENOSYS;
+}
+
+SL_API void sl_scan_close(struct sl_scan *s)
+{
+	(void)s;
+}
+
+SL_API int sl_db_flush(struct sl_db *db)
+{
+	return db->rdonly ? SL_ERDONLY : 0;
+}
+
+SL_API int sl_db_compact(struct sl_db *db)
+{
+	return db->rdonly ? SL_ERDONLY : 0;
+}
