@@ -64,6 +64,7 @@ bins: $(BINS)
 # ---- Unit tests -----------------------------------------------------------------------------
 # A unit test links only its module and the modules it declares here: a hidden dependency is a
 # link error. tests/unit/test_<m>.c may also use tests/unit/<helper>.c listed in TEST_EXTRA_<m>.
+# A test named after no module (test_corrupt, test_model) links just what MOD_<name> lists.
 MOD_err :=
 MOD_os := err
 MOD_accel := accel_cpu block bloom err
@@ -108,7 +109,7 @@ $(BUILD)/tests/obj/%.o: tests/unit/%.c
 define unit_rule
 $(BUILD)/tests/test_$(1): $(BUILD)/tests/obj/test_$(1).o \
 		$(addprefix $(BUILD)/tests/obj/,$(addsuffix .o,$(TEST_EXTRA_$(1)))) \
-		$(addprefix $(BUILD)/obj/,$(addsuffix .o,$(sort $(1) $(MOD_$(1)))))
+		$(filter $(LIB_OBJS),$(addprefix $(BUILD)/obj/,$(addsuffix .o,$(sort $(1) $(MOD_$(1))))))
 	@mkdir -p $$(@D)
 	@$$(if $$(Q),echo "  CCLD    $$@")
 	$$(Q)$$(CC) -o $$@ $$^ $$(LDFLAGS_ALL) -lcmocka $$(LIBS)

@@ -17,12 +17,16 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: sluice COMMAND --data DIR [args]\n"
 		"  sluice ingest --data DIR FILE [--port P] [--accel MODE] [--memtable-mb N]\n"
-		"        [--no-sync] [--quiet]\n"
+		"        [--no-compaction] [--retain-mb N] [--retain-secs N] [--no-sync] [--quiet]\n"
 		"        ingest a pcap (MoldUDP64 over UDP) or a NASDAQ raw ITCH file\n"
 		"  sluice get --data DIR order LOCATE REF [--json]\n"
+		"  sluice get --data DIR orders LOCATE:REF... [--json]   (one batched lookup)\n"
 		"  sluice get --data DIR trade MATCH [--json]\n"
 		"  sluice get --data DIR stock LOCATE [--json]\n"
-		"  sluice replay --data DIR --from SEQ [--count N] [--json]\n"
+		"  sluice scan --data DIR orders|trades LOCATE [--from NS] [--to NS] [--count N]\n"
+		"        [--json]   a stock's orders (by add time) or trades in a time range\n"
+		"  sluice replay --data DIR [--from SEQ] [--count N] [--json]\n"
+		"  sluice compact --data DIR [--accel MODE]   full compaction (sluiced stopped)\n"
 		"  sluice verify --data DIR\n"
 		"  sluice stats --data DIR [--json]\n"
 		"  sluice version\n");
@@ -130,6 +134,16 @@ static int cmd_ingest(int argc, char **argv)
 			if (parse_u64(argv[++i], &mb) || mb > (1u << 20))
 				return 2;
 			o.memtable_bytes = mb << 20;
+		} else if (!strcmp(argv[i], "--no-compaction")) {
+			o.compaction = 0;
+		} else if (!strcmp(argv[i], "--retain-mb") && i + 1 < argc) {
+			uint64_t mb;
+			if (parse_u64(argv[++i], &mb) || mb > (1ull << 40))
+				return 2;
+			o.event_retain_bytes = mb << 20;
+		} else if (!strcmp(argv[i], "--retain-secs") && i + 1 < argc) {
+			if (parse_u64(argv[++i], &o.event_retain_secs))
+				return 2;
 		} else if (!strcmp(argv[i], "--quiet")) {
 			quiet = 1;
 		} else if (argv[i][0] != '-' && !file) {
@@ -180,6 +194,58 @@ static int cmd_ingest(int argc, char **argv)
 	return rc;
 }
 
+/* LOCATE:REF... looked up in one sl_db_get_orders call; one line per key, in order. */
+static int get_orders(const char *dir, int n, char **keys, int json)
+{
+	uint16_t *loc = calloc((size_t)n, sizeof(*loc));
+	uint64_t *ref = calloc((size_t)n, sizeof(*ref));
+	struct sl_order *out = calloc((size_t)n, sizeof(*out));
+	int *rc = calloc((size_t)n, sizeof(*rc));
+	int ret = 2;
+	if (!loc || !ref || !out || !rc) {
+		fprintf(stderr, "sluice: out of memory\n");
+		goto out;
+	}
+	for (int i = 0; i < n; i++) {
+		char *colon = strchr(keys[i], ':');
+		uint64_t l;
+		if (!colon) {
+			fprintf(stderr, "sluice: expected LOCATE:REF, got %s\n", keys[i]);
+			goto out;
+		}
+		*colon = 0;
+		if (parse_u64(keys[i], &l) || l > 65535 || parse_u64(colon + 1, &ref[i]))
+			goto out;
+		loc[i] = (uint16_t)l;
+	}
+	struct sl_db *db;
+	ret = 1;
+	if (open_ro(dir, &db) < 0)
+		goto out;
+	int r = sl_db_get_orders(db, (size_t)n, loc, ref, out, rc);
+	ret = r ? 1 : 0;
+	for (int i = 0; !r && i < n; i++) {
+		char line[2048];
+		if (rc[i] == 0) {
+			sl_order_format(&out[i], json, line, sizeof(line));
+			puts(line);
+		} else {
+			printf(json ? "{\"locate\":%u,\"ref\":%" PRIu64 ",\"error\":\"%s\"}\n"
+				    : "order %u %" PRIu64 ": %s\n",
+			       loc[i], ref[i], sl_strerror(rc[i]));
+			if (rc[i] != SL_ENOTFOUND)
+				ret = 1;
+		}
+	}
+	sl_db_close(db);
+out:
+	free(loc);
+	free(ref);
+	free(out);
+	free(rc);
+	return ret;
+}
+
 static int cmd_get(int argc, char **argv)
 {
 	const char *dir;
@@ -188,6 +254,8 @@ static int cmd_get(int argc, char **argv)
 	int json = has_flag(argc, argv, "--json") ? SL_FORMAT_JSON : 0;
 	if (json)
 		argc--; /* --json is last or absent in every valid form below */
+	if (argc >= 2 && !strcmp(argv[0], "orders"))
+		return get_orders(dir, argc - 1, argv + 1, json);
 	uint64_t a = 0, b = 0;
 	if (argc == 3 && !strcmp(argv[0], "order")) {
 		if (parse_u64(argv[1], &a) || parse_u64(argv[2], &b) || a > 65535)
@@ -243,7 +311,7 @@ static int cmd_replay(int argc, char **argv)
 	const char *dir;
 	if (take_data(&argc, &argv, &dir))
 		return 2;
-	uint64_t from = 1, cnt = UINT64_MAX;
+	uint64_t from = 0, cnt = UINT64_MAX; /* 0: the oldest retained */
 	int json = 0;
 	for (int i = 0; i < argc; i++) {
 		if (!strcmp(argv[i], "--from") && i + 1 < argc) {
@@ -283,6 +351,133 @@ static int cmd_replay(int argc, char **argv)
 		return 1;
 	}
 	return 0;
+}
+
+static int cmd_scan(int argc, char **argv)
+{
+	const char *dir;
+	if (take_data(&argc, &argv, &dir))
+		return 2;
+	uint64_t loc, from = 0, to = 0, cnt = UINT64_MAX;
+	int json = 0;
+	if (argc < 2 || (strcmp(argv[0], "orders") && strcmp(argv[0], "trades")) ||
+	    parse_u64(argv[1], &loc) || loc > 65535) {
+		usage(stderr);
+		return 2;
+	}
+	int kind = argv[0][0] == 'o' ? SL_SCAN_ORDERS : SL_SCAN_TRADES;
+	for (int i = 2; i < argc; i++) {
+		if (!strcmp(argv[i], "--from") && i + 1 < argc) {
+			if (parse_u64(argv[++i], &from))
+				return 2;
+		} else if (!strcmp(argv[i], "--to") && i + 1 < argc) {
+			if (parse_u64(argv[++i], &to))
+				return 2;
+		} else if (!strcmp(argv[i], "--count") && i + 1 < argc) {
+			if (parse_u64(argv[++i], &cnt))
+				return 2;
+		} else if (!strcmp(argv[i], "--json")) {
+			json = SL_FORMAT_JSON;
+		} else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	struct sl_db *db;
+	if (open_ro(dir, &db) < 0)
+		return 1;
+	struct sl_scan *sc;
+	int r = sl_scan_open(db, kind, (uint16_t)loc, from, to, &sc);
+	uint64_t n = 0, bad = 0;
+	char line[2048];
+	while (r == 0 && n < cnt) {
+		if (kind == SL_SCAN_ORDERS) {
+			struct sl_order o;
+			r = sl_scan_next_order(sc, &o);
+			if (r == 0)
+				sl_order_format(&o, json, line, sizeof(line));
+		} else {
+			struct sl_trade t;
+			r = sl_scan_next_trade(sc, &t);
+			if (r == 0)
+				sl_trade_format(&t, json, line, sizeof(line));
+		}
+		if (r == SL_ECORRUPT) {
+			bad++; /* named on stderr; the scan goes on past the damaged table */
+			r = 0;
+			continue;
+		}
+		if (r == 0) {
+			puts(line);
+			n++;
+		}
+	}
+	if (sc)
+		sl_scan_close(sc);
+	sl_db_close(db);
+	if (r && r != SL_EEND) {
+		fprintf(stderr, "sluice: scan stopped after %" PRIu64 " records: %s\n", n,
+			sl_strerror(r));
+		return 1;
+	}
+	if (bad) {
+		fprintf(stderr, "sluice: scan: %" PRIu64 " damaged table range(s) skipped\n", bad);
+		return 1;
+	}
+	return 0;
+}
+
+static int cmd_compact(int argc, char **argv)
+{
+	const char *dir;
+	if (take_data(&argc, &argv, &dir))
+		return 2;
+	struct sl_options o;
+	sl_options_init(&o);
+	o.data_dir = dir;
+	o.compaction = 0; /* only the full compaction asked for */
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--accel") && i + 1 < argc) {
+			o.accel = argv[++i];
+		} else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	struct sl_db *db;
+	int r = sl_db_open(&o, &db);
+	if (r < 0) {
+		fprintf(stderr, "sluice: opening %s: %s\n", dir, sl_strerror(r));
+		return 1;
+	}
+	struct sl_stats a, b;
+	sl_db_stats(db, &a);
+	uint64_t t0 = mono_ns();
+	r = sl_db_compact(db);
+	double secs = (double)(mono_ns() - t0) / 1e9;
+	sl_db_stats(db, &b);
+	int rc = 0;
+	if (r < 0) {
+		fprintf(stderr, "sluice: compacting %s: %s (the store is unchanged)\n", dir,
+			sl_strerror(r));
+		rc = 1;
+	} else {
+		uint64_t sa = 0, sb = 0;
+		for (int l = 0; l < 6; l++) {
+			sa += a.level_bytes[l];
+			sb += b.level_bytes[l];
+		}
+		printf("compacted %s in %.3f s: state tables %" PRIu64 " -> %" PRIu64 " (%" PRIu64
+		       " -> %" PRIu64 " bytes), read %" PRIu64 " bytes, wrote %" PRIu64
+		       ", dropped %" PRIu64 " entries (shadowed versions and final orders)\n",
+		       dir, secs, a.tables - a.level_tables[6], b.tables - b.level_tables[6], sa, sb,
+		       b.compacted_read_bytes, b.compacted_bytes, b.compaction_dropped);
+	}
+	if ((r = sl_db_close(db)) < 0) {
+		fprintf(stderr, "sluice: closing: %s\n", sl_strerror(r));
+		rc = 1;
+	}
+	return rc;
 }
 
 static int cmd_verify(int argc, char **argv)
@@ -357,6 +552,10 @@ int main(int argc, char **argv)
 		return cmd_replay(argc, argv);
 	if (!strcmp(cmd, "verify"))
 		return cmd_verify(argc, argv);
+	if (!strcmp(cmd, "scan"))
+		return cmd_scan(argc, argv);
+	if (!strcmp(cmd, "compact"))
+		return cmd_compact(argc, argv);
 	if (!strcmp(cmd, "stats"))
 		return cmd_stats(argc, argv);
 	if (!strcmp(cmd, "version")) {

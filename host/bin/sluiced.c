@@ -33,6 +33,9 @@ static void usage(FILE *f)
 		"  --gap-timeout-ms MS   give up on an unfilled gap after MS (default 5000)\n"
 		"  --segment-mb N        log segment size (default 64)\n"
 		"  --memtable-mb N       flush the memtable to tables past N MiB (default 256)\n"
+		"  --no-compaction       no background compaction (sluice compact still works)\n"
+		"  --retain-mb N         keep at most N MiB of event tables (replay history)\n"
+		"  --retain-secs N       drop event tables whose newest event is older than N s\n"
 		"  --rcvbuf BYTES        socket receive buffer\n"
 		"  --accel MODE          cpu | auto (default auto)\n"
 		"  --exit-at-end         exit once end-of-session arrived and every gap is closed\n"
@@ -73,6 +76,9 @@ int main(int argc, char **argv)
 		{ "gap-timeout-ms", required_argument, NULL, 'g' },
 		{ "segment-mb", required_argument, NULL, 's' },
 		{ "memtable-mb", required_argument, NULL, 'm' },
+		{ "no-compaction", no_argument, NULL, 'C' },
+		{ "retain-mb", required_argument, NULL, 'M' },
+		{ "retain-secs", required_argument, NULL, 'T' },
 		{ "rcvbuf", required_argument, NULL, 'b' },
 		{ "accel", required_argument, NULL, 'a' },
 		{ "exit-at-end", no_argument, NULL, 'e' },
@@ -92,7 +98,7 @@ int main(int argc, char **argv)
 	char *end;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		unsigned long v = 0;
-		if (optarg && strchr("pgsbiSm", c)) {
+		if (optarg && strchr("pgsbiSmMT", c)) {
 			v = strtoul(optarg, &end, 10);
 			if (*end || !optarg[0]) {
 				fprintf(stderr, "sluiced: not a number: %s\n", optarg);
@@ -108,6 +114,9 @@ int main(int argc, char **argv)
 		case 'g': o.gap_give_up_ms = (uint32_t)v; break;
 		case 's': o.wal_segment_bytes = (uint64_t)v << 20; break;
 		case 'm': o.memtable_bytes = (uint64_t)v << 20; break;
+		case 'C': o.compaction = 0; break;
+		case 'M': o.event_retain_bytes = (uint64_t)v << 20; break;
+		case 'T': o.event_retain_secs = v; break;
 		case 'b': rcvbuf = v; break;
 		case 'a': o.accel = optarg; break;
 		case 'e': exit_at_end = 1; break;

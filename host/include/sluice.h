@@ -312,9 +312,11 @@ SL_API int sl_db_compact(struct sl_db *db);
 
 struct sl_iter;
 
-/* Iterate logged events with sequence >= from_seq, in order, up to the durable sequence at the
- * time of each call to sl_iter_next (read-only databases: up to the end of the log). The
- * iterator reads the log files, so it works for any retained sequence. Owned by the caller:
+/* Iterate logged events with sequence >= from_seq (0: from the oldest retained), in order, up
+ * to the durable sequence at the time of each call to sl_iter_next (read-only databases: up to
+ * the end of the log). Older events come from event tables, newer ones from the log, so it works
+ * for any retained sequence; from_seq older than the retained history (see event_retain_*) is
+ * SL_ENOTFOUND. Owned by the caller:
  * release with sl_iter_close(). One iterator is used by one thread at a time. */
 SL_API int sl_iter_open(struct sl_db *db, uint64_t from_seq, struct sl_iter **out);
 

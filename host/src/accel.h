@@ -39,10 +39,21 @@ struct sl_accel_buf {
  * with sl__bloom_probes(bits_per_key) probes. That is everything a table needs besides its
  * index and footer, so the data crosses to a device once.
  *
- * Returns 0; -ENOSPC when out, blocks or bloom is too small (need_* then say how much is
- * needed: grow and submit again); SL_ECORRUPT for a damaged input block (bad_run, bad_block
- * name it; nothing useful is in the outputs) or input keys out of order within a run; -EINVAL
- * for bad parameters (block_bytes < 64, bits_per_key > 64, n_runs > SL_ACCEL_MAX_RUNS). */
+ * Zero parameters take sst's defaults: block_bytes 4096, restart_interval 16, bits_per_key 10.
+ * Input blocks need no alignment. A run's blocks are read in order and only as far as needed:
+ * each is checked (CRC, then layout) when the merge reaches it, its entries as they are decoded
+ * (bounds, restart points, keys strictly increasing within the run, across its blocks too);
+ * blocks after the first key above hi are never read.
+ *
+ * Returns 0; -ENOSPC when out, blocks or bloom is too small (need_* then say exactly how much
+ * is needed, all three: grow and submit again; the counters are filled, out_len, n_blocks and
+ * bloom_len are 0); SL_ECORRUPT for a damaged input block (bad_run, bad_block name it; nothing
+ * useful is in the outputs) or input keys out of order within a run (named the same way: the
+ * block where the order breaks); -EINVAL for bad parameters (block_bytes < 64, bits_per_key >
+ * 64, n_runs > SL_ACCEL_MAX_RUNS, unknown flags, a NULL pointer with a nonzero length or
+ * capacity); -ENOMEM when a backend's scratch cannot be had; -EFBIG when one output block would
+ * pass 4 GiB (block offsets are u32: only values of nearly that size can). On success need_* are
+ * what was used. bloom_probes is set on every return past the parameter checks. */
 #define SL_ACCEL_MAX_RUNS 256
 #define SL_ACCEL_MAX_KEY 64
 #define SL_ACCEL_TOMBSTONE 1u /* entry flag: droppable at the bottom (sst.h SL_SST_TOMBSTONE) */

@@ -100,6 +100,7 @@ SL_API void sl_options_init(struct sl_options *o)
 	o->accel = "auto";
 	o->expected_orders = 1u << 20;
 	o->memtable_bytes = 256ull << 20;
+	o->compaction = 1;
 }
 
 /* ---- Decode and apply --------------------------------------------------------------------- */
@@ -369,8 +370,19 @@ static int recover_rec(void *arg, const struct sl_log_rec *rec)
 		struct sl_itch_msg msg;
 		if (decode_counted(db, rec->data, rec->len, &msg)) {
 			int r = sl__memtable_apply(sl__store_active(db->st), &msg, rec->seq);
-			if (r < 0)
+			/* Older state this message needs is damaged. A read-only open serves the
+			 * rest: the keys it would have changed answer the error. A writable open
+			 * must not go on: what it flushes next would lose those keys for good. */
+			if (r == SL_ECORRUPT && db->rdonly) {
+				if (!db->missed_applies++)
+					fprintf(stderr, "sluice: db: seq %" PRIu64 " names state in a "
+						"damaged table; the keys it changes answer "
+						"\"%s\"\n", rec->seq, sl_strerror(r));
+			} else if (r < 0) {
+				fprintf(stderr, "sluice: db: recovering seq %" PRIu64 ": %s\n",
+					rec->seq, sl_strerror(r));
 				return r;
+			}
 		}
 	} else if (rec->type == SL_LOG_BAD) {
 		struct sl_itch_msg msg;
@@ -378,6 +390,55 @@ static int recover_rec(void *arg, const struct sl_log_rec *rec)
 	}
 	db->last_seq = rec->seq;
 	return 0;
+}
+
+/* ---- The log must go on where the tables stop ----------------------------------------------- */
+
+static int first_log_rec(void *arg, const struct sl_log_rec *rec)
+{
+	*(uint64_t *)arg = rec->seq;
+	return 1; /* enough: stop the read */
+}
+
+/* Damage and absence are for the open or verify that follows to report, in its own words;
+ * anything else (out of memory, I/O errors) stops here. */
+static int passable(int r)
+{
+	return r == SL_ECORRUPT || r == SL_EVERSION || r == -ENOENT ? 0 : r;
+}
+
+/* Check, changing nothing, that the log's first record follows the manifest's checkpoint. A
+ * manifest that lost its last edits (damage read as a torn tail) leaves a hole no one can fill:
+ * the log before it went when those edits were made. SL_ECORRUPT naming the manifest and where
+ * it lost edits (path, cap, off), 0 when sound or when either part cannot be read (the open or
+ * verify that follows reports that). */
+static int log_gap(const struct sl_os *os, struct sl_accel *a, const char *dir, char *path,
+		   size_t cap, uint64_t *off)
+{
+	uint64_t cp, torn;
+	char mpath[4200];
+	int r = sl__store_probe(os, a, dir, &cp, mpath, sizeof(mpath), &torn);
+	if (r)
+		return passable(r);
+	struct sl_wal_config wc = { .dir = dir, .rdonly = 1 };
+	struct sl_log log;
+	uint64_t first = 0;
+	r = sl__wal_open(&wc, os, a, first_log_rec, &first, &log);
+	if (r == 0)
+		log.ops->close(log.impl);
+	if (r != 0 && r != 1)
+		return passable(r);
+	if (!first || first <= cp + 1)
+		return 0;
+	fprintf(stderr, "sluice: db: %s: the log starts at %" PRIu64 " but the tables end at %" PRIu64
+		": the manifest %s lost edits from offset %" PRIu64 " on%s; nothing was changed\n", dir,
+		first, cp, mpath, torn,
+		"");
+	if (path && cap)
+		snprintf(path, cap, "%s", mpath);
+	if (off)
+		*off = torn;
+	return SL_ECORRUPT;
 }
 
 /* Counters rebuilt by recovery start again from zero for another attempt. */
@@ -482,7 +543,14 @@ int sl__db_open_os(const struct sl_options *o, const struct sl_os *os, struct sl
 		.no_sync = !!(o->flags & SL_OPEN_NO_SYNC),
 		.memtable_bytes = o->memtable_bytes,
 		.expected_orders = o->expected_orders,
+		.compaction = !!o->compaction,
+		.event_retain_bytes = o->event_retain_bytes,
+		.event_retain_secs = o->event_retain_secs,
 	};
+	/* Before anything is repaired (a torn manifest edit cut, orphan tables removed): a store
+	 * whose log does not follow its tables must stay exactly as it is for the operator. */
+	if (!db->rdonly && (r = log_gap(os, db->accel, db->dir, NULL, 0, NULL)))
+		goto out_free;
 	for (int attempt = 0;; attempt++) {
 		if ((r = sl__store_open(&sc, &db->st)) < 0)
 			goto out_free;
@@ -720,7 +788,15 @@ SL_API int sl_iter_open(struct sl_db *db, uint64_t from_seq, struct sl_iter **ou
 	if (!it)
 		return -ENOMEM;
 	it->db = db;
-	it->next_seq = from_seq ? from_seq : 1;
+	/* History before the oldest retained sequence is gone: say so rather than skip it. */
+	uint64_t first = sl__store_first_seq(db->st);
+	if (from_seq && from_seq < first) {
+		fprintf(stderr, "sluice: db: replay from %" PRIu64 ": history before %" PRIu64
+			" is no longer retained\n", from_seq, first);
+		sl__os_free(db->os, it);
+		return SL_ENOTFOUND;
+	}
+	it->next_seq = from_seq ? from_seq : first;
 	int r = 0;
 	/* Sequences the tables hold come from event tables: the log may have let them go. */
 	if (it->next_seq <= sl__store_checkpoint(db->st))
@@ -863,12 +939,25 @@ SL_API int sl_db_stats(struct sl_db *db, struct sl_stats *out)
 	out->flushes = ss.flushes;
 	out->flush_errors = ss.flush_errors;
 	out->flushed_bytes = ss.flushed_bytes;
+	out->compactions = ss.compactions;
+	out->compaction_errors = ss.compaction_errors;
+	out->compacted_read_bytes = ss.compacted_read_bytes;
+	out->compacted_bytes = ss.compacted_bytes;
+	out->compaction_dropped = ss.compaction_dropped;
+	out->compaction_running = ss.compaction_running;
+	out->events_retired_tables = ss.events_retired_tables;
+	out->events_retired_bytes = ss.events_retired_bytes;
+	out->bloom_probes = ss.bloom_probes;
+	out->bloom_negatives = ss.bloom_negatives;
+	out->bloom_false_positives = ss.bloom_false_positives;
 	return 0;
 }
 
 SL_API int sl_verify(const char *dir, char *path, size_t cap, uint64_t *off, uint64_t *records,
 		     uint64_t *torn_bytes)
 {
+	if (path && cap)
+		path[0] = 0;
 	struct sl_accel *a;
 	int r = sl__accel_open("cpu", &a);
 	if (r < 0)
@@ -889,53 +978,65 @@ SL_API int sl_verify(const char *dir, char *path, size_t cap, uint64_t *off, uin
 		if (r && off)
 			*off = toff;
 	}
+	if (r == 0)
+		r = log_gap(sl__os_default(), a, dir, path, cap, off);
 	sl__accel_close(a);
 	return r;
 }
 
-/* ---- Batched queries, scans, flush and compaction (being built: interim forms) -------------- */
+/* ---- Batched queries, scans, flush and compaction ------------------------------------------ */
 
 SL_API int sl_db_get_orders(struct sl_db *db, size_t n, const uint16_t *locates,
 			    const uint64_t *refs, struct sl_order *out, int *rc)
 {
 	if (n && (!locates || !refs || !out || !rc))
 		return -EINVAL;
-	for (size_t i = 0; i < n; i++)
-		rc[i] = sl__store_get_order(db->st, locates[i], refs[i], &out[i]);
+	sl__store_get_orders(db->st, n, locates, refs, out, rc);
 	return 0;
 }
 
 SL_API int sl_scan_open(struct sl_db *db, int kind, uint16_t locate, uint64_t from_ns,
 			uint64_t to_ns, struct sl_scan **out)
 {
-	(void)db, (void)kind, (void)locate, (void)from_ns, (void)to_ns;
-	*out = NULL;
-	return -ENOSYS;
+	return sl__store_scan_open(db->st, kind, locate, from_ns, to_ns,
+				   (struct sl_store_scan **)out);
 }
 
 SL_API int sl_scan_next_order(struct sl_scan *s, struct sl_order *out)
 {
-	(void)s, (void)out;
-	return -ENOSYS;
+	struct sl_store_scan *c = (struct sl_store_scan *)s;
+	if (sl__store_scan_kind(c) != SL_SCAN_ORDERS)
+		return -EINVAL;
+	return sl__store_scan_next(c, out);
 }
 
 SL_API int sl_scan_next_trade(struct sl_scan *s, struct sl_trade *out)
 {
-	(void)s, (void)out;
-	return -ENOSYS;
+	struct sl_store_scan *c = (struct sl_store_scan *)s;
+	if (sl__store_scan_kind(c) != SL_SCAN_TRADES)
+		return -EINVAL;
+	return sl__store_scan_next(c, out);
 }
 
 SL_API void sl_scan_close(struct sl_scan *s)
 {
-	(void)s;
+	sl__store_scan_close((struct sl_store_scan *)s);
 }
 
 SL_API int sl_db_flush(struct sl_db *db)
 {
-	return db->rdonly ? SL_ERDONLY : 0;
+	if (db->rdonly || !db->applier_running)
+		return SL_ERDONLY;
+	/* The applier rotates at its next batch: hand it an empty one. */
+	sl__store_request_rotate(db->st);
+	uint64_t last = db->last_seq;
+	queue_batch(db, writer_slot(db), last);
+	return sl__store_wait_flushed(db->st, last);
 }
 
 SL_API int sl_db_compact(struct sl_db *db)
 {
-	return db->rdonly ? SL_ERDONLY : 0;
+	if (db->rdonly)
+		return SL_ERDONLY;
+	return sl__store_compact(db->st);
 }

@@ -16,6 +16,7 @@ struct entry {
 	uint8_t key[SL_KEY_MAX_LEN];
 	uint8_t klen;
 	uint8_t vlen;
+	uint8_t flags;
 	uint8_t val[SL_VAL_ORDER_LEN > SL_VAL_TRADE_LEN ? SL_VAL_ORDER_LEN : SL_VAL_TRADE_LEN];
 };
 
@@ -63,6 +64,9 @@ static int collect_order(void *arg, const struct sl_order *o)
 		return c->orders.err;
 	e->klen = (uint8_t)sl__key_order(e->key, o->locate, o->ref);
 	e->vlen = (uint8_t)sl__val_order_encode(e->val, o);
+	/* ITCH never changes an order again once it is done: a final state is written as a
+	 * tombstone that keeps its value, so queries still see it and the bottom level drops it. */
+	e->flags = o->status == SL_ORDER_OPEN ? 0 : SL_SST_TOMBSTONE;
 	return 0;
 }
 
@@ -74,6 +78,7 @@ static int collect_trade(void *arg, const struct sl_trade *t)
 		return c->trades.err;
 	e->klen = (uint8_t)sl__key_trade(e->key, t->match);
 	e->vlen = (uint8_t)sl__val_trade_encode(e->val, t);
+	e->flags = 0;
 	return 0;
 }
 
@@ -93,7 +98,7 @@ static int write_sorted(struct sl_sst_writer *w, struct entries *e, uint64_t *co
 	qsort(e->v, e->n, sizeof(*e->v), cmp_entry);
 	for (size_t i = 0; i < e->n; i++) {
 		int r = sl__sst_writer_add(w, e->v[i].key, e->v[i].klen, e->v[i].val,
-					   e->v[i].vlen, 0);
+					   e->v[i].vlen, e->v[i].flags);
 		if (r)
 			return r;
 	}

@@ -202,15 +202,32 @@ SL_API int sl_stats_format(const struct sl_stats *s, int flags, char *buf, size_
 		{ "flushes", s->flushes },
 		{ "flush_errors", s->flush_errors },
 		{ "flushed_bytes", s->flushed_bytes },
+		{ "compactions", s->compactions },
+		{ "compaction_errors", s->compaction_errors },
+		{ "compaction_running", s->compaction_running },
+		{ "compacted_read_bytes", s->compacted_read_bytes },
+		{ "compacted_bytes", s->compacted_bytes },
+		{ "compaction_dropped", s->compaction_dropped },
+		{ "events_retired_tables", s->events_retired_tables },
+		{ "events_retired_bytes", s->events_retired_bytes },
+		{ "bloom_probes", s->bloom_probes },
+		{ "bloom_negatives", s->bloom_negatives },
+		{ "bloom_false_positives", s->bloom_false_positives },
 	};
-	/* Bytes written (log + tables) per byte logged; 0 until this process wrote anything. */
-	double wamp = s->wal_bytes ? (double)(s->wal_bytes + s->flushed_bytes) / (double)s->wal_bytes
+	/* Bytes written (log + flushed and compacted tables) per byte logged; 0 until this
+	 * process wrote anything. */
+	double wamp = s->wal_bytes ? (double)(s->wal_bytes + s->flushed_bytes + s->compacted_bytes) /
+					     (double)s->wal_bytes
 				   : 0.0;
+	/* Of the probes of keys a table did not hold, the share its bloom let through. */
+	uint64_t absent = s->bloom_negatives + s->bloom_false_positives;
+	double fpr = absent ? (double)s->bloom_false_positives / (double)absent : 0.0;
 	size_t n = sizeof(f) / sizeof(f[0]);
 	if (flags & SL_FORMAT_JSON) {
 		put(&o, "{\"session\":\"%s\"", s->session);
 		for (size_t i = 0; i < n; i++)
 			put(&o, ",\"%s\":%" PRIu64, f[i].name, f[i].v);
+		put(&o, ",\"bloom_false_positive_rate\":%.5f", fpr);
 		put(&o, ",\"write_amplification\":%.3f,\"levels\":[", wamp);
 		for (int l = 0; l < 7; l++)
 			put(&o, "%s{\"level\":%d,\"tables\":%" PRIu64 ",\"bytes\":%" PRIu64 "}",
@@ -230,6 +247,7 @@ SL_API int sl_stats_format(const struct sl_stats *s, int flags, char *buf, size_
 		for (size_t i = 0; i < n; i++)
 			put(&o, "%-24s %" PRIu64 "\n", f[i].name, f[i].v);
 		put(&o, "%-24s %.3f\n", "write_amplification", wamp);
+		put(&o, "%-24s %.5f\n", "bloom_false_positive_rate", fpr);
 		for (int l = 0; l < 7; l++)
 			if (s->level_tables[l])
 				put(&o, "level %d%-16s %" PRIu64 " tables, %" PRIu64 " bytes%s\n", l, "",

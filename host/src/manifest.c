@@ -119,6 +119,7 @@ struct sl_manifest {
 	uint64_t number;     /* n of the live MANIFEST-n; 0 when rdonly and there is none */
 	char path[PATH_CAP]; /* its path ("" when there is none) */
 	uint64_t snap_bytes; /* end of its snapshot record */
+	uint64_t torn_off;   /* where a torn tail was dropped at open (0: none) */
 	uint8_t *buf;	     /* serialization buffer, kept between edits */
 	size_t buf_cap;
 	int failed;		 /* a failed append could not be undone: no more edits */
@@ -892,6 +893,7 @@ static int load(struct sl_manifest *m, uint64_t number)
 		/* Only an append can tear, and an append is acknowledged only after its
 		 * fdatasync: the torn record was never acknowledged. Cut it off (and make the cut
 		 * durable) so the next append lands right after the last good record. */
+		m->torn_off = good_end;
 		fprintf(stderr,
 			"sluice: manifest: %s: torn tail of %" PRIu64 " bytes at offset %" PRIu64
 			"%s\n",
@@ -1427,6 +1429,11 @@ void sl__manifest_release(struct sl_manifest *m, struct sl_version *v)
 	/* m may be closed already: the version frees itself with its own os. */
 	(void)m;
 	version_put(v);
+}
+
+uint64_t sl__manifest_torn_off(const struct sl_manifest *m)
+{
+	return m->torn_off;
 }
 
 uint64_t sl__manifest_file_bytes(const struct sl_manifest *m)

@@ -80,6 +80,9 @@ void sl__manifest_release(struct sl_manifest *m, struct sl_version *v);
 uint64_t sl__manifest_file_bytes(const struct sl_manifest *m);
 const char *sl__manifest_path(const struct sl_manifest *m);
 
+/* The offset where open dropped a torn last edit, 0 when it dropped none. */
+uint64_t sl__manifest_torn_off(const struct sl_manifest *m);
+
 /* Rewrite as a snapshot when the log passes this many bytes and is at least twice the size of
  * its snapshot (default 4 MiB; tests lower it). */
 void sl__manifest_set_rewrite_bytes(struct sl_manifest *m, uint64_t bytes);

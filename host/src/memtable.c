@@ -7,6 +7,11 @@
  * for the old slot array to be freed "deferred" (readers may still be probing it): it goes to
  * ck_epoch and is freed once every reader that could have seen it has left its read section.
  * Readers enter a section per lookup through an epoch record of their own thread.
+ *
+ * Per-stock walks: every record is also on a singly linked chain of its stock (locate), newest
+ * first. The writer sets a record's next to the chain's head before the record is published
+ * anywhere, and then stores the record as the new head (release). next never changes after
+ * that and records never move, so a walk needs neither a lock nor an epoch section.
  */
 #include <ck_epoch.h>
 #include <ck_hs.h>
@@ -33,6 +38,7 @@ struct order_rec {
 	char mpid[4];
 	uint64_t replaced_by, replaces;
 	uint64_t added_ts, updated_ts, added_seq, updated_seq;
+	struct order_rec *next; /* the stock's chain: set before publishing, then immutable */
 };
 
 struct trade_rec {
@@ -42,10 +48,12 @@ struct trade_rec {
 	uint16_t locate;
 	char kind, side, cross_type;
 	uint8_t printable, broken;
+	uint8_t moved; /* superseded by a record of the same match under another locate */
 	uint64_t ref, shares;
 	uint32_t price;
 	char stock[8];
 	uint64_t ts, seq;
+	struct trade_rec *next; /* as order_rec's */
 };
 
 struct stock_rec {
@@ -91,8 +99,20 @@ struct sl_memtable {
 	struct kmap orders;
 	struct kmap trades;
 	struct stock_rec *stocks[65536]; /* published with ck_pr_store_ptr */
+	/* Chain heads by locate, published with ck_pr_store_ptr. Eight heads share a cache line,
+	 * so a walk of one stock may share it with the writer linking a neighbour: a walk reads
+	 * its head once, the cost is one miss. */
+	struct order_rec *order_heads[65536];
+	struct trade_rec *trade_heads[65536];
 	struct arena order_arena, trade_arena, stock_arena;
 	struct sl_memtable_stats st;     /* writer updates with ck_pr stores */
+	int resolve_err;                 /* writer: the resolver failed (not "not found") while
+					    applying the current message */
+	/* Keys whose state could not be rebuilt because older state was unreadable (a damaged
+	 * table block): a lookup that finds nothing here answers SL_ECORRUPT for them, not "not
+	 * found". Rare: a flat array, appended by the writer, published by its count. */
+	struct poison { uint64_t a; uint16_t locate; uint8_t kind; } poison[SL_MEMTABLE_POISON];
+	uint32_t npoison;                /* ck_pr */
 };
 
 /* ---- ck_hs plumbing ----------------------------------------------------------------------- */
@@ -300,6 +320,24 @@ static int kmap_put(struct kmap *m, void *rec, void **old)
 	return *old ? 1 : -ENOMEM;
 }
 
+/* Writer only. Make rec the record of its key, which is present: the slot's pointer is swapped
+ * in one store (a reader finds the old record or rec). 0 or -ENOMEM. */
+static int kmap_replace(struct kmap *m, void *rec)
+{
+	const struct rec_key *key = rec;
+	uintptr_t k = pack(key->a, key->b);
+	if (k) {
+		ck_ht_hash_t h;
+		ck_ht_entry_t e;
+		ck_ht_hash_direct(&h, &m->fast, k);
+		ck_ht_entry_set_direct(&e, h, k, (uintptr_t)rec);
+		return ck_ht_set_spmc(&m->fast, h, &e) ? 0 : -ENOMEM;
+	}
+	void *old;
+	unsigned long h = CK_HS_HASH(&m->rare, key_hash, key);
+	return ck_hs_set(&m->rare, h, rec, &old) ? 0 : -ENOMEM;
+}
+
 /* ---- Arenas ------------------------------------------------------------------------------- */
 
 static void *arena_alloc(const struct sl_os *os, struct arena *a)
@@ -433,18 +471,25 @@ static struct order_rec *new_order(struct sl_memtable *m, uint16_t locate, uint6
 	return o;
 }
 
-/* Publish a filled record: one probe of the hash set. If the key exists already (a reference
- * number used twice), *existing is set, the new record is given back and nothing changes: the
- * caller then updates the existing record under its sequence lock. */
+/* Publish a filled record: one probe of the hash set, then the head of its chain. If the key
+ * exists already (a reference number used twice), *existing is set, the new record is given
+ * back and nothing changes: the caller then updates the existing record under its sequence
+ * lock, and that record keeps its one place on the chain. */
 static int publish_order(struct sl_memtable *m, struct order_rec *o, struct order_rec **existing)
 {
 	void *old;
+	/* next first: a reader that finds o in the table copies all of it, next included. */
+	o->next = m->order_heads[o->locate];
 	int r = kmap_put(&m->orders, o, &old);
 	*existing = old;
 	if (r) {
 		arena_unalloc(&m->order_arena);
 		return r < 0 ? r : 0;
 	}
+	/* Every field, next included, is written: the fence orders them before the store that
+	 * lets a walk reach o (kmap_put's own fences are CK's business, not ours to lean on). */
+	ck_pr_fence_store();
+	ck_pr_store_ptr(&m->order_heads[o->locate], o);
 	stat_set(&m->st.orders, m->st.orders + 1);
 	stat_set(&m->st.orders_open, m->st.orders_open + 1);
 	return 0;
@@ -505,45 +550,34 @@ static void close_order(struct sl_memtable *m, struct order_rec *o, uint8_t stat
 	stat_set(&m->st.orders_open, m->st.orders_open - 1);
 }
 
-static int add_trade(struct sl_memtable *m, uint64_t match, struct trade_rec **out)
+/* Publish a filled trade record as order records are published. When it supersedes old (its
+ * match number's record under another locate), it replaces old in the table and old is marked
+ * moved, which drops old from its chain's walks; otherwise it is a new trade. */
+static int publish_trade(struct sl_memtable *m, struct trade_rec *t, struct trade_rec *old)
 {
-	struct trade_rec *t = find_trade(m, match);
-	if (t) {
-		*out = t;
-		return 1;
-	}
-	t = arena_alloc(m->os, &m->trade_arena);
-	if (!t)
-		return -ENOMEM;
-	t->match = match;
-	t->key_zero = 0;
-	ck_sequence_init(&t->sq);
-	*out = t;
-	return 0;
-}
-
-static int publish_trade(struct sl_memtable *m, struct trade_rec *t)
-{
-	void *old;
-	int r = kmap_put(&m->trades, t, &old);
+	void *dup;
+	t->next = m->trade_heads[t->locate];
+	int r = old ? kmap_replace(&m->trades, t) : kmap_put(&m->trades, t, &dup);
 	if (r) {
+		/* r == 1 (present) cannot be: the caller looked the key up on this thread. */
 		arena_unalloc(&m->trade_arena);
 		return r < 0 ? r : 0;
 	}
-	stat_set(&m->st.trades, m->st.trades + 1);
+	ck_pr_fence_store(); /* as in publish_order */
+	ck_pr_store_ptr(&m->trade_heads[t->locate], t);
+	if (old) {
+		ck_sequence_write_begin(&old->sq);
+		old->moved = 1;
+		ck_sequence_write_end(&old->sq);
+	} else {
+		stat_set(&m->st.trades, m->st.trades + 1);
+	}
 	return 0;
 }
 
-/* Fill a trade record (new, or existing under its sequence lock) and publish a new one. */
-static int record_trade(struct sl_memtable *m, const struct sl_itch_msg *msg, uint64_t seq,
-			uint64_t match, const struct trade_rec *src)
+static void fill_trade(struct trade_rec *t, const struct sl_itch_msg *msg, uint64_t seq,
+		       const struct trade_rec *src)
 {
-	struct trade_rec *t;
-	int existed = add_trade(m, match, &t);
-	if (existed < 0)
-		return existed;
-	if (existed)
-		ck_sequence_write_begin(&t->sq);
 	t->locate = msg->locate;
 	t->kind = (char)msg->type;
 	t->side = src->side;
@@ -556,11 +590,31 @@ static int record_trade(struct sl_memtable *m, const struct sl_itch_msg *msg, ui
 	memcpy(t->stock, src->stock, 8);
 	t->ts = msg->timestamp;
 	t->seq = seq;
-	if (existed) {
-		ck_sequence_write_end(&t->sq);
+}
+
+/* Record a trade: a match number seen before under the same locate is updated in place under
+ * its sequence lock; otherwise a new record is filled and published. A match number reused
+ * under another locate (a feed error) gets a new record, so that its trade is walked with the
+ * stock it now names and a record never changes chains. */
+static int record_trade(struct sl_memtable *m, const struct sl_itch_msg *msg, uint64_t seq,
+			uint64_t match, const struct trade_rec *src)
+{
+	struct trade_rec *old = find_trade(m, match);
+	if (old && old->locate == msg->locate) {
+		ck_sequence_write_begin(&old->sq);
+		fill_trade(old, msg, seq, src);
+		ck_sequence_write_end(&old->sq);
 		return 0;
 	}
-	return publish_trade(m, t);
+	struct trade_rec *t = arena_alloc(m->os, &m->trade_arena);
+	if (!t)
+		return -ENOMEM;
+	t->match = match;
+	t->key_zero = 0;
+	ck_sequence_init(&t->sq);
+	t->moved = 0;
+	fill_trade(t, msg, seq, src);
+	return publish_trade(m, t, old);
 }
 
 /* Symbols come back NUL terminated; records keep the wire's space padding. */
@@ -579,8 +633,14 @@ static struct order_rec *load_order(struct sl_memtable *m, uint16_t locate, uint
 	if (o || !m->resolver || !m->resolver->order)
 		return o;
 	struct sl_order x;
-	if (m->resolver->order(m->resolver->arg, locate, ref, &x))
+	int r = m->resolver->order(m->resolver->arg, locate, ref, &x);
+	if (r) {
+		/* Older state that exists but cannot be read (a damaged table block) is not an
+		 * order never seen: the message cannot be applied, and apply says so. */
+		if (r != SL_ENOTFOUND)
+			m->resolve_err = r;
 		return NULL;
+	}
 	o = new_order(m, locate, ref);
 	if (!o)
 		return NULL;
@@ -602,6 +662,8 @@ static struct order_rec *load_order(struct sl_memtable *m, uint16_t locate, uint
 	struct order_rec *dup;
 	if (publish_order(m, o, &dup) < 0)
 		return NULL;
+	if (dup) /* cannot be (it was looked up just now), but o is given back then */
+		return dup;
 	if (x.status != SL_ORDER_OPEN) /* publish counted it open */
 		stat_set(&m->st.orders_open, m->st.orders_open - 1);
 	return o;
@@ -742,8 +804,12 @@ static void broken_trade(struct sl_memtable *m, const struct sl_itch_msg *msg)
 {
 	struct trade_rec *t = find_trade(m, msg->u.broken_trade.match);
 	struct sl_trade x;
+	int rr = SL_ENOTFOUND;
 	if (!t && m->resolver && m->resolver->trade &&
-	    m->resolver->trade(m->resolver->arg, msg->u.broken_trade.match, &x) == 0) {
+	    (rr = m->resolver->trade(m->resolver->arg, msg->u.broken_trade.match, &x)) != 0 &&
+	    rr != SL_ENOTFOUND)
+		m->resolve_err = rr;
+	if (rr == 0) {
 		/* A trade from before this memtable: bring it in, then mark it. */
 		struct trade_rec src = { .side = x.side, .cross_type = x.cross_type,
 					 .printable = x.printable, .ref = x.ref, .shares = x.shares,
@@ -795,10 +861,58 @@ void sl__memtable_set_resolver(struct sl_memtable *m, const struct sl_memtable_r
 	m->resolver = r;
 }
 
+static void poison_key(struct sl_memtable *m, uint8_t kind, uint16_t locate, uint64_t a)
+{
+	uint32_t n = m->npoison;
+	if (n == SL_MEMTABLE_POISON)
+		return;
+	m->poison[n] = (struct poison){ a, locate, kind };
+	ck_pr_fence_store();
+	ck_pr_store_32(&m->npoison, n + 1);
+}
+
+static int poisoned(struct sl_memtable *m, uint8_t kind, uint16_t locate, uint64_t a)
+{
+	uint32_t n = ck_pr_load_32(&m->npoison);
+	ck_pr_fence_load();
+	for (uint32_t i = 0; i < n; i++)
+		if (m->poison[i].kind == kind && m->poison[i].locate == locate && m->poison[i].a == a)
+			return 1;
+	return 0;
+}
+
+/* A message whose older state could not be read: every key it would have changed or made. */
+static void poison_msg(struct sl_memtable *m, const struct sl_itch_msg *msg)
+{
+	switch (msg->type) {
+	case SL_ITCH_ORDER_EXECUTED:
+	case SL_ITCH_ORDER_EXECUTED_PRICE:
+		poison_key(m, 'O', msg->locate, msg->u.executed.ref);
+		poison_key(m, 'T', 0, msg->u.executed.match);
+		break;
+	case SL_ITCH_ORDER_CANCEL:
+		poison_key(m, 'O', msg->locate, msg->u.cancel.ref);
+		break;
+	case SL_ITCH_ORDER_DELETE:
+		poison_key(m, 'O', msg->locate, msg->u.del.ref);
+		break;
+	case SL_ITCH_ORDER_REPLACE:
+		poison_key(m, 'O', msg->locate, msg->u.replace.orig_ref);
+		poison_key(m, 'O', msg->locate, msg->u.replace.new_ref);
+		break;
+	case SL_ITCH_BROKEN_TRADE:
+		poison_key(m, 'T', 0, msg->u.broken_trade.match);
+		break;
+	default:
+		break;
+	}
+}
+
 int sl__memtable_apply(struct sl_memtable *m, const struct sl_itch_msg *msg, uint64_t seq)
 {
 	int r = 0;
 	tl_writer = m;
+	m->resolve_err = 0;
 	/* Free old slot arrays once readers have moved past them. */
 	if (m->writer.n_pending && (m->st.applied & 1023) == 0)
 		ck_epoch_poll(&m->writer);
@@ -855,6 +969,10 @@ int sl__memtable_apply(struct sl_memtable *m, const struct sl_itch_msg *msg, uin
 	default:
 		break; /* logged and replayable; no keyed state of its own */
 	}
+	if (!r && m->resolve_err) {
+		r = m->resolve_err;
+		poison_msg(m, msg);
+	}
 	if (!r)
 		stat_set(&m->st.applied, m->st.applied + 1);
 	return r;
@@ -900,7 +1018,8 @@ static void order_public(const struct order_rec *o, struct sl_order *out)
 	out->updated_seq = c.updated_seq;
 }
 
-static void trade_public(const struct trade_rec *t, struct sl_trade *out)
+/* Returns false when the copy is of a moved record (one its walks skip). */
+static bool trade_public(const struct trade_rec *t, struct sl_trade *out)
 {
 	struct trade_rec c;
 	unsigned int v;
@@ -923,6 +1042,7 @@ static void trade_public(const struct trade_rec *t, struct sl_trade *out)
 	out->price = c.price;
 	out->ts = c.ts;
 	out->seq = c.seq;
+	return !c.moved;
 }
 
 static void stock_public(const struct stock_rec *s, struct sl_stock *out)
@@ -954,7 +1074,7 @@ int sl__memtable_get_order(struct sl_memtable *m, uint16_t locate, uint64_t ref,
 	struct order_rec *o = find_order(m, locate, ref);
 	read_end(rec);
 	if (!o)
-		return SL_ENOTFOUND;
+		return poisoned(m, 'O', locate, ref) ? SL_ECORRUPT : SL_ENOTFOUND;
 	order_public(o, out);
 	return 0;
 }
@@ -967,7 +1087,7 @@ int sl__memtable_get_trade(struct sl_memtable *m, uint64_t match, struct sl_trad
 	struct trade_rec *t = find_trade(m, match);
 	read_end(rec);
 	if (!t)
-		return SL_ENOTFOUND;
+		return poisoned(m, 'T', 0, match) ? SL_ECORRUPT : SL_ENOTFOUND;
 	trade_public(t, out);
 	return 0;
 }
@@ -1049,7 +1169,8 @@ static int walk_trade(void *arg, const void *rec)
 {
 	const struct walk *w = arg;
 	struct sl_trade t;
-	trade_public(rec, &t);
+	if (!trade_public(rec, &t))
+		return 0; /* its match number's trade is a later record */
 	return w->v->trade(w->v->arg, &t);
 }
 
@@ -1067,6 +1188,40 @@ int sl__memtable_foreach(struct sl_memtable *m, const struct sl_memtable_visitor
 	if (v->trade)
 		r = arena_walk(&m->trade_arena, walk_trade, &w);
 	return r;
+}
+
+/* Walks start from the head as it is now; the acquire fence pairs with the writer's fence
+ * before it stored that head, so every record reachable from it (each was the head once) is
+ * seen filled, next included. next never changes again, so plain loads follow it. */
+int sl__memtable_scan_orders(struct sl_memtable *m, uint16_t locate,
+			     int (*cb)(void *arg, const struct sl_order *o), void *arg)
+{
+	const struct order_rec *o = ck_pr_load_ptr(&m->order_heads[locate]);
+	ck_pr_fence_load();
+	for (; o; o = o->next) {
+		struct sl_order x;
+		order_public(o, &x);
+		int r = cb(arg, &x);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+int sl__memtable_scan_trades(struct sl_memtable *m, uint16_t locate,
+			     int (*cb)(void *arg, const struct sl_trade *t), void *arg)
+{
+	const struct trade_rec *t = ck_pr_load_ptr(&m->trade_heads[locate]);
+	ck_pr_fence_load();
+	for (; t; t = t->next) {
+		struct sl_trade x;
+		if (!trade_public(t, &x))
+			continue;
+		int r = cb(arg, &x);
+		if (r)
+			return r;
+	}
+	return 0;
 }
 
 void sl__memtable_get_stats(struct sl_memtable *m, struct sl_memtable_stats *out)

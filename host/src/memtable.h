@@ -42,9 +42,13 @@ int sl__memtable_put_stock(struct sl_memtable *m, const struct sl_stock *s);
 /* Set (or clear, with NULL) the resolver; r must outlive its use. Writer thread only. */
 void sl__memtable_set_resolver(struct sl_memtable *m, const struct sl_memtable_resolver *r);
 
-/* Apply one decoded message logged at seq. Writer thread only. 0 or -ENOMEM (the state is
- * unchanged then). Messages naming an order never seen (here or by the resolver) count in
+/* Apply one decoded message logged at seq. Writer thread only. 0, -ENOMEM (the state is
+ * unchanged then), or the resolver's error other than SL_ENOTFOUND (older state that exists
+ * but cannot be read, e.g. SL_ECORRUPT: the message is not applied, and the keys it would have
+ * changed or made answer that error from this memtable, up to SL_MEMTABLE_POISON of them, rather
+ * than "not found"). Messages naming an order never seen (here or by the resolver) count in
  * orders_missing. */
+#define SL_MEMTABLE_POISON 4096
 int sl__memtable_apply(struct sl_memtable *m, const struct sl_itch_msg *msg, uint64_t seq);
 
 /* Any thread, lock-free: 0 or SL_ENOTFOUND. */
@@ -66,6 +70,21 @@ struct sl_memtable_visitor {
 	void *arg;
 };
 int sl__memtable_foreach(struct sl_memtable *m, const struct sl_memtable_visitor *v);
+
+/* Every order of stock `locate` in this memtable (created here or carried in), newest first: in
+ * the reverse order their records entered this memtable (an order brought in by the resolver
+ * or carried in enters when that happens; a reference number reused for the same stock
+ * overwrites its order in place, which keeps its position). Each is a consistent copy, as
+ * sl__memtable_get_order gives. Any thread, lock-free, concurrently with the writer: an order
+ * created after the walk began may or may not be seen; each one seen is as of one applied
+ * message. A nonzero return of cb stops the walk and is returned; else 0. The copies are the
+ * caller's for the call of cb only. m must outlive the walk. */
+int sl__memtable_scan_orders(struct sl_memtable *m, uint16_t locate,
+			     int (*cb)(void *arg, const struct sl_order *o), void *arg);
+/* The same for trades whose locate is `locate` (executions, non-cross and cross trades). A
+ * match number reused under another locate moves its trade to that locate's walk. */
+int sl__memtable_scan_trades(struct sl_memtable *m, uint16_t locate,
+			     int (*cb)(void *arg, const struct sl_trade *t), void *arg);
 
 /* Seed an empty memtable with what applying later messages needs from m: every order still
  * open and every stock, field for field. Memtable rotation uses it so that the apply path

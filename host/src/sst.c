@@ -1,8 +1,10 @@
 /* sst.c - sorted string tables (the contract is sst.h): a writer that streams sorted entries into
  * prefix-compressed, CRC32C-protected data blocks and ends the file with a bloom block, an index
  * block and a footer; a reader that maps the file, trusts no byte of it until checked, and checks
- * each data block's CRC once, on first use. sst sits on os, accel and bloom; it knows nothing of
- * levels, the manifest or what keys mean.
+ * each data block's CRC once, on first use. sst sits on os, accel, bloom and block (the data
+ * block codec, which the merge job shares so that there is one encoder and one decoder); it knows
+ * nothing of levels, the manifest or what keys mean. Besides its own writer it writes tables
+ * whose data blocks a merge job built (sl__sst_write_merged), with the same tail.
  *
  * On-disk layout, integers little-endian, nothing aligned:
  *   data block   entry... | u32 restart[n] | u32 n | u32 CRC32C of all bytes before it
@@ -14,12 +16,14 @@
  *   footer       struct footer_disk (64 bytes), its CRC32C over the first 60 bytes last
  * The data blocks are contiguous from offset 0; bloom, index and footer follow back to back.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "block.h"
 #include "bloom.h"
 #include "sluice.h"
 #include "sst.h"
@@ -27,9 +31,9 @@
 #define SST_MAGIC     "SLUICEST"
 #define SST_VERSION   1
 #define FOOTER_LEN    64
-#define BLOCK_TRAILER 8 /* u32 restart count, u32 CRC */
-#define MIN_ENTRY     5 /* three one-byte varints, the flags, one key byte */
-#define MIN_BLOCK     (MIN_ENTRY + 4 + BLOCK_TRAILER)
+#define INDEX_TRAILER 8 /* u32 count, u32 CRC */
+#define MIN_ENTRY     SL_BLOCK_MIN_ENTRY
+#define MIN_BLOCK     SL_BLOCK_MIN
 #define IDX_FIXED     13  /* per index entry besides the key: u8 klen, u64 offset, u32 size */
 #define MAX_PROBES    64  /* far above any useful k; a larger count in a footer is damage */
 #define VERIFY_BATCH  64  /* blocks checksummed per accelerator call in verify */
@@ -59,6 +63,9 @@ _Static_assert(sizeof(struct footer_disk) == FOOTER_LEN, "the footer is 64 bytes
 _Static_assert(offsetof(struct footer_disk, crc) == FOOTER_LEN - 4, "the footer CRC comes last");
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "on-disk integers are little-endian");
 _Static_assert(SL_SST_MAX_KEY <= 255, "key lengths are stored in one byte in the index");
+_Static_assert(SL_SST_MAX_KEY == SL_BLOCK_MAX_KEY && SL_SST_MAX_KEY == SL_ACCEL_MAX_KEY,
+	       "tables, the block codec and the merge job agree on the key size");
+_Static_assert(SL_SST_TOMBSTONE == SL_ACCEL_TOMBSTONE, "the merge job drops sst's tombstones");
 
 /* ---- Small helpers ------------------------------------------------------------------------ */
 
@@ -84,66 +91,6 @@ static void put_u32(uint8_t *p, uint32_t v)
 static void put_u64(uint8_t *p, uint64_t v)
 {
 	memcpy(p, &v, 8);
-}
-
-static size_t put_varint(uint8_t *p, uint32_t v)
-{
-	size_t n = 0;
-	while (v >= 0x80) {
-		p[n++] = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	p[n++] = (uint8_t)v;
-	return n;
-}
-
-static size_t varint_len(uint32_t v)
-{
-	size_t n = 1;
-	while (v >= 0x80) {
-		v >>= 7;
-		n++;
-	}
-	return n;
-}
-
-/* Decode a varint from p[*pos, end); 0 when it runs past end or does not fit in 32 bits. */
-static int get_varint(const uint8_t *p, uint32_t *pos, uint32_t end, uint32_t *out)
-{
-	uint32_t v = 0;
-	for (unsigned shift = 0; shift < 35 && *pos < end; shift += 7) {
-		uint8_t b = p[(*pos)++];
-		if (shift == 28 && b > 0x0f)
-			return 0;
-		v |= (uint32_t)(b & 0x7f) << shift;
-		if (!(b & 0x80)) {
-			*out = v;
-			return 1;
-		}
-	}
-	return 0;
-}
-
-/* memcmp order, a proper prefix first. Eight bytes at a time, inline: a lookup makes a few dozen
- * comparisons of short keys, and a call to memcmp for each cost more than half of a cached get. */
-static inline int key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
-{
-	size_t n = alen < blen ? alen : blen, i = 0;
-	for (; i + 8 <= n; i += 8) {
-		uint64_t x, y;
-		memcpy(&x, a + i, 8);
-		memcpy(&y, b + i, 8);
-		if (x != y) {
-			/* Little-endian loads: swapped, the first differing byte is the highest. */
-			x = __builtin_bswap64(x);
-			y = __builtin_bswap64(y);
-			return x < y ? -1 : 1;
-		}
-	}
-	for (; i < n; i++)
-		if (a[i] != b[i])
-			return a[i] < b[i] ? -1 : 1;
-	return alen < blen ? -1 : alen > blen;
 }
 
 /* The first 8 bytes of a key, zero-padded, as a big-endian integer. Prefixes order as the keys
@@ -194,15 +141,14 @@ struct sl_sst_writer {
 	int no_sync;
 	uint64_t user[2];
 
-	/* The data block being filled: entries only; the trailer is added when it is cut. */
+	/* The data block being filled, by the codec, in storage grown here: entries in blk, the
+	 * restart offsets in restarts until the block is cut. enc.last is the last key added. */
+	struct sl_block_enc enc;
 	uint8_t *blk;
-	size_t blk_len, blk_cap;
+	size_t blk_cap;
 	uint32_t *restarts;
-	size_t nrestarts, restarts_cap;
-	uint32_t since_restart; /* entries added since the last restart point */
+	size_t restarts_cap;
 
-	uint8_t last[SL_SST_MAX_KEY];
-	size_t last_len;
 	uint8_t first[SL_SST_MAX_KEY];
 	size_t first_len;
 	uint64_t entries;
@@ -214,6 +160,11 @@ struct sl_sst_writer {
 	size_t index_len, index_cap;
 	uint64_t *hashes;
 	size_t hashes_cap;
+
+	/* A merge job's filter, used as it is instead of one built from hashes (write_merged). */
+	const uint8_t *given_bloom;
+	size_t given_bloom_len;
+	uint32_t given_probes;
 };
 
 static int check_options(const struct sl_sst_options *opt, struct sl_sst_writer *w)
@@ -233,8 +184,10 @@ static int check_options(const struct sl_sst_options *opt, struct sl_sst_writer 
 	return 0;
 }
 
-int sl__sst_writer_open(const struct sl_os *os, struct sl_accel *accel, const char *path,
-			const struct sl_sst_options *opt, struct sl_sst_writer **out)
+/* A writer with its file created (O_EXCL), and with_block a block buffer of block_bytes (a
+ * merged table's blocks come ready made). */
+static int writer_new(const struct sl_os *os, struct sl_accel *accel, const char *path,
+		      const struct sl_sst_options *opt, int with_block, struct sl_sst_writer **out)
 {
 	*out = NULL;
 	struct sl_sst_writer *w = sl__os_calloc(os, sizeof(*w));
@@ -250,10 +203,14 @@ int sl__sst_writer_open(const struct sl_os *os, struct sl_accel *accel, const ch
 	w->path = dup_str(os, path);
 	if (!w->path)
 		goto out_free;
-	w->blk_cap = w->block_bytes;
-	w->blk = sl__os_malloc(os, w->blk_cap);
-	if (!w->blk)
-		goto out_free;
+	if (with_block) {
+		w->blk_cap = w->block_bytes;
+		w->blk = sl__os_malloc(os, w->blk_cap);
+		if (!w->blk)
+			goto out_free;
+	}
+	sl__block_enc_init(&w->enc, w->block_bytes, w->restart_interval, w->blk, w->blk_cap, NULL,
+			   0);
 	w->fd = os->ops->open(os->ctx, path, O_WRONLY | O_CREAT | O_EXCL, 0644);
 	if (w->fd < 0) {
 		r = w->fd;
@@ -266,6 +223,12 @@ out_free:
 	sl__os_free(os, w->path);
 	sl__os_free(os, w);
 	return r;
+}
+
+int sl__sst_writer_open(const struct sl_os *os, struct sl_accel *accel, const char *path,
+			const struct sl_sst_options *opt, struct sl_sst_writer **out)
+{
+	return writer_new(os, accel, path, opt, 1, out);
 }
 
 static void writer_free(struct sl_sst_writer *w)
@@ -293,41 +256,41 @@ static int index_put_smallest(struct sl_sst_writer *w, const uint8_t *key, size_
 	return 0;
 }
 
-/* Close the block: restart array, count, CRC; one pwrite; then its index entry. */
+/* Append a data block's index entry; the space must have been grown first. */
+static void index_put_block(struct sl_sst_writer *w, const uint8_t *last, size_t last_len,
+			    uint64_t off, uint32_t size)
+{
+	uint8_t *e = w->index + w->index_len;
+	e[0] = (uint8_t)last_len;
+	memcpy(e + 1, last, last_len);
+	put_u64(e + 1 + last_len, off);
+	put_u32(e + 1 + last_len + 8, size);
+	w->index_len += IDX_FIXED + last_len;
+}
+
+/* Close the block (the codec adds restart array and count), CRC, one pwrite, its index entry. */
 static int flush_block(struct sl_sst_writer *w)
 {
 	/* Reserve the index entry first: an allocation failure must leave the block intact. */
 	int r = grow(w->os, (void **)&w->index, &w->index_cap,
-		     w->index_len + IDX_FIXED + w->last_len, 1);
+		     w->index_len + IDX_FIXED + w->enc.last_len, 1);
 	if (r < 0)
 		return r;
-	uint8_t *p = w->blk + w->blk_len;
-	for (size_t i = 0; i < w->nrestarts; i++, p += 4)
-		put_u32(p, w->restarts[i]);
-	put_u32(p, (uint32_t)w->nrestarts);
-	p += 4;
-	size_t len = (size_t)(p - w->blk);
+	size_t len = sl__block_enc_finish(&w->enc);
 	uint32_t crc;
 	struct sl_accel_buf b = { w->blk, len };
 	r = sl__accel_crc32c_batch(w->accel, &b, 1, &crc);
 	if (r < 0)
 		return w->err = r;
-	put_u32(p, crc);
+	put_u32(w->blk + len, crc);
 	len += 4;
 	r = sl__os_pwrite_all(w->os, w->fd, w->blk, len, (off_t)w->off);
 	if (r < 0)
 		return w->err = r;
-	uint8_t *e = w->index + w->index_len;
-	e[0] = (uint8_t)w->last_len;
-	memcpy(e + 1, w->last, w->last_len);
-	put_u64(e + 1 + w->last_len, w->off);
-	put_u32(e + 1 + w->last_len + 8, (uint32_t)len);
-	w->index_len += IDX_FIXED + w->last_len;
+	index_put_block(w, w->enc.last, w->enc.last_len, w->off, (uint32_t)len);
 	w->off += len;
 	w->nblocks++;
-	w->blk_len = 0;
-	w->nrestarts = 0;
-	w->since_restart = 0;
+	sl__block_enc_reset(&w->enc);
 	return 0;
 }
 
@@ -340,65 +303,50 @@ int sl__sst_writer_add(struct sl_sst_writer *w, const void *key, size_t klen, co
 		return -EINVAL;
 	if (w->err)
 		return w->err;
-	if (w->entries && key_cmp(k, klen, w->last, w->last_len) <= 0)
+	if (w->entries && sl__block_key_cmp(k, klen, w->enc.last, w->enc.last_len) <= 0)
 		return SL_EORDER;
 	int r;
-	/* Cut the block before an entry that would push it past block_bytes (sized as if it were
-	 * a restart point with a full key: a slight over-estimate), so that blocks stay within
-	 * block_bytes except for one holding a single oversized entry. */
-	size_t esz = 1 + varint_len((uint32_t)klen) + varint_len((uint32_t)vlen) + 1 + klen + vlen;
-	if (w->blk_len &&
-	    w->blk_len + esz + 4 * (w->nrestarts + 1) + BLOCK_TRAILER > w->block_bytes &&
-	    (r = flush_block(w)) < 0)
+	/* Cut the block before an entry that would push it past block_bytes (the codec's rule,
+	 * which the merge job follows too), so that blocks stay within block_bytes except for one
+	 * holding a single oversized entry. */
+	if (sl__block_enc_full(&w->enc, klen, vlen) && (r = flush_block(w)) < 0)
 		return r;
 	/* Every allocation before any state changes: a failed one refuses just this entry. */
-	size_t need = w->blk_len + esz + 4 * (w->nrestarts + 1) + BLOCK_TRAILER;
+	size_t need = sl__block_enc_need(&w->enc, klen, vlen);
 	if ((r = grow(w->os, (void **)&w->blk, &w->blk_cap, need, 1)) < 0 ||
-	    (r = grow(w->os, (void **)&w->restarts, &w->restarts_cap, w->nrestarts + 1, 4)) < 0 ||
+	    (r = grow(w->os, (void **)&w->restarts, &w->restarts_cap, w->enc.nrestarts + 1, 4)) <
+		    0 ||
 	    (r = grow(w->os, (void **)&w->hashes, &w->hashes_cap, w->entries + 1, 8)) < 0)
 		return r;
+	w->enc.buf = w->blk;
+	w->enc.cap = w->blk_cap;
+	w->enc.restarts = w->restarts;
+	w->enc.restarts_cap = w->restarts_cap;
 	if (!w->entries) {
 		if ((r = index_put_smallest(w, k, klen)) < 0)
 			return r;
 		memcpy(w->first, k, klen);
 		w->first_len = klen;
 	}
-	size_t shared = 0;
-	if (w->blk_len == 0 || w->since_restart >= w->restart_interval) {
-		w->restarts[w->nrestarts++] = (uint32_t)w->blk_len;
-		w->since_restart = 0;
-	} else {
-		size_t max = klen < w->last_len ? klen : w->last_len;
-		while (shared < max && k[shared] == w->last[shared])
-			shared++;
-	}
-	uint8_t *p = w->blk + w->blk_len;
-	p += put_varint(p, (uint32_t)shared);
-	p += put_varint(p, (uint32_t)(klen - shared));
-	p += put_varint(p, (uint32_t)vlen);
-	*p++ = (uint8_t)flags;
-	memcpy(p, k + shared, klen - shared);
-	p += klen - shared;
-	if (vlen)
-		memcpy(p, val, vlen);
-	p += vlen;
-	w->blk_len = (size_t)(p - w->blk);
-	w->since_restart++;
-	memcpy(w->last, k, klen);
-	w->last_len = klen;
+	/* Cannot fail: blk holds the entry's bound and the trailer, restarts one more slot. */
+	r = sl__block_enc_add(&w->enc, k, klen, val, vlen, (uint8_t)flags);
+	assert(r == 0);
+	(void)r;
 	w->hashes[w->entries++] = sl__bloom_hash(k, klen);
 	return 0;
 }
 
 /* Bloom block, index block and footer, assembled in one buffer and written with one pwrite. The
  * three CRCs are independent of each other (the footer holds sizes, not CRCs), so they are
- * computed in one accelerator call. */
+ * computed in one accelerator call. The filter is built from the key hashes, or copied from a
+ * merge job's. */
 static int write_tail(struct sl_sst_writer *w, uint32_t *bloom_bytes, uint32_t *probes)
 {
 	const struct sl_os *os = w->os;
-	size_t fbytes = sl__bloom_bytes(w->entries, w->bloom_bits);
-	uint32_t k = sl__bloom_probes(w->bloom_bits);
-	size_t bsize = fbytes + 4, isize = w->index_len + BLOCK_TRAILER;
+	size_t fbytes =
+		w->given_bloom ? w->given_bloom_len : sl__bloom_bytes(w->entries, w->bloom_bits);
+	uint32_t k = w->given_bloom ? w->given_probes : sl__bloom_probes(w->bloom_bits);
+	size_t bsize = fbytes + 4, isize = w->index_len + INDEX_TRAILER;
 	if (bsize > UINT32_MAX || isize > UINT32_MAX || w->nblocks > UINT32_MAX || k == 0 ||
 	    k > MAX_PROBES)
 		return -EFBIG;
@@ -406,7 +354,10 @@ static int write_tail(struct sl_sst_writer *w, uint32_t *bloom_bytes, uint32_t *
 	uint8_t *tail = sl__os_calloc(os, total);
 	if (!tail)
 		return -ENOMEM;
-	sl__bloom_add(tail, fbytes, w->hashes, w->entries, k);
+	if (w->given_bloom)
+		memcpy(tail, w->given_bloom, fbytes);
+	else
+		sl__bloom_add(tail, fbytes, w->hashes, w->entries, k);
 	uint8_t *ib = tail + bsize;
 	memcpy(ib, w->index, w->index_len);
 	put_u32(ib + w->index_len, (uint32_t)w->nblocks);
@@ -466,15 +417,12 @@ static int sync_parent(const struct sl_sst_writer *w)
 	return r;
 }
 
-int sl__sst_writer_finish(struct sl_sst_writer *w, struct sl_sst_meta *meta)
+/* The end of every table write, given the data blocks' outcome r: the tail, the syncs, close;
+ * on any failure the file is removed. Fills *meta on success; frees the writer either way. */
+static int writer_complete(struct sl_sst_writer *w, int r, struct sl_sst_meta *meta)
 {
 	const struct sl_os *os = w->os;
 	uint32_t bloom_bytes = 0, probes = 0;
-	int r = w->err;
-	if (!r && w->blk_len)
-		r = flush_block(w);
-	if (!r && !w->entries)
-		r = index_put_smallest(w, NULL, 0);
 	if (!r)
 		r = write_tail(w, &bloom_bytes, &probes);
 	/* Durable before it is reported written: the caller names the table in a manifest edit
@@ -501,8 +449,8 @@ int sl__sst_writer_finish(struct sl_sst_writer *w, struct sl_sst_meta *meta)
 		meta->file_bytes = w->off;
 		memcpy(meta->smallest, w->first, w->first_len);
 		meta->smallest_len = (uint32_t)w->first_len;
-		memcpy(meta->largest, w->last, w->last_len);
-		meta->largest_len = (uint32_t)w->last_len;
+		memcpy(meta->largest, w->enc.last, w->enc.last_len);
+		meta->largest_len = (uint32_t)w->enc.last_len;
 		meta->user[0] = w->user[0];
 		meta->user[1] = w->user[1];
 		meta->bloom_bytes = bloom_bytes;
@@ -512,6 +460,16 @@ int sl__sst_writer_finish(struct sl_sst_writer *w, struct sl_sst_meta *meta)
 	return 0;
 }
 
+int sl__sst_writer_finish(struct sl_sst_writer *w, struct sl_sst_meta *meta)
+{
+	int r = w->err;
+	if (!r && w->enc.entries)
+		r = flush_block(w);
+	if (!r && !w->entries)
+		r = index_put_smallest(w, NULL, 0);
+	return writer_complete(w, r, meta);
+}
+
 void sl__sst_writer_abort(struct sl_sst_writer *w)
 {
 	if (!w)
@@ -519,6 +477,80 @@ void sl__sst_writer_abort(struct sl_sst_writer *w)
 	w->os->ops->close(w->os->ctx, w->fd);
 	w->os->ops->unlink(w->os->ctx, w->path);
 	writer_free(w);
+}
+
+/* ---- Writer: tables a merge job built ----------------------------------------------------- */
+
+/* The job's outputs as write_merged relies on them: what open would refuse is refused here
+ * first (-EINVAL), so a broken backend cannot leave a table that fails to open. */
+static int check_merged(const struct sl_accel_merge_job *job)
+{
+	if (!job->entries_out || !job->n_blocks || !job->blocks || !job->out || !job->bloom)
+		return -EINVAL;
+	if (job->smallest_len == 0 || job->smallest_len > SL_SST_MAX_KEY ||
+	    job->entries_out > job->out_len / MIN_ENTRY)
+		return -EINVAL;
+	if (job->bloom_len < SL_BLOOM_BLOCK || job->bloom_len % SL_BLOOM_BLOCK ||
+	    job->bloom_len > job->bloom_cap || job->bloom_probes == 0 ||
+	    job->bloom_probes > MAX_PROBES || job->out_len > job->out_cap ||
+	    job->n_blocks > job->blocks_cap)
+		return -EINVAL;
+	uint64_t off = 0;
+	for (size_t i = 0; i < job->n_blocks; i++) {
+		const struct sl_accel_block *b = &job->blocks[i];
+		if (b->off != off || b->len < MIN_BLOCK || b->len > job->out_len - off ||
+		    b->last_len == 0 || b->last_len > SL_SST_MAX_KEY ||
+		    get_u32(job->out + off + b->len - 4) != b->crc)
+			return -EINVAL;
+		const uint8_t *prev = i ? job->blocks[i - 1].last : job->smallest;
+		size_t prev_len = i ? job->blocks[i - 1].last_len : job->smallest_len;
+		int c = sl__block_key_cmp(b->last, b->last_len, prev, prev_len);
+		if (c < 0 || (c == 0 && i))
+			return -EINVAL;
+		off += b->len;
+	}
+	return off == job->out_len ? 0 : -EINVAL;
+}
+
+int sl__sst_write_merged(const struct sl_os *os, struct sl_accel *accel, const char *path,
+			 const struct sl_sst_options *opt, const struct sl_accel_merge_job *job,
+			 struct sl_sst_meta *meta)
+{
+	int r = check_merged(job);
+	if (r < 0)
+		return r;
+	struct sl_sst_options o = { 0 };
+	if (opt)
+		o = *opt;
+	o.bloom_bits_per_key = 0; /* the job's filter is the table's */
+	struct sl_sst_writer *w;
+	if ((r = writer_new(os, accel, path, &o, 0, &w)) < 0)
+		return r;
+	size_t ilen = 1 + job->smallest_len;
+	for (size_t i = 0; i < job->n_blocks; i++)
+		ilen += IDX_FIXED + job->blocks[i].last_len;
+	if ((r = grow(os, (void **)&w->index, &w->index_cap, ilen, 1)) < 0 ||
+	    (r = index_put_smallest(w, job->smallest, job->smallest_len)) < 0)
+		return writer_complete(w, r, NULL);
+	for (size_t i = 0; i < job->n_blocks; i++) {
+		const struct sl_accel_block *b = &job->blocks[i];
+		index_put_block(w, b->last, b->last_len, b->off, b->len);
+	}
+	const struct sl_accel_block *lb = &job->blocks[job->n_blocks - 1];
+	memcpy(w->first, job->smallest, job->smallest_len);
+	w->first_len = job->smallest_len;
+	memcpy(w->enc.last, lb->last, lb->last_len);
+	w->enc.last_len = lb->last_len;
+	w->entries = job->entries_out;
+	w->nblocks = job->n_blocks;
+	w->given_bloom = job->bloom;
+	w->given_bloom_len = job->bloom_len;
+	w->given_probes = job->bloom_probes;
+	/* The data blocks are back to back in out, as they will be in the file: one write. */
+	r = sl__os_pwrite_all(os, w->fd, job->out, job->out_len, 0);
+	if (!r)
+		w->off = job->out_len;
+	return writer_complete(w, r, meta);
 }
 
 /* ---- Reader: open ------------------------------------------------------------------------- */
@@ -553,10 +585,32 @@ struct sl_sst {
 	uint64_t *verified, *bad;
 };
 
+/* The last damage this thread's open found: where and what, for sl__sst_open_report. */
+static _Thread_local uint64_t last_bad_off;
+static _Thread_local const char *last_bad_what;
+
 static int corrupt(const char *path, const char *what, uint64_t off)
 {
 	fprintf(stderr, "sluice: sst: %s: %s at offset %" PRIu64 "\n", path, what, off);
+	last_bad_off = off;
+	last_bad_what = what;
 	return SL_ECORRUPT;
+}
+
+int sl__sst_open_report(const struct sl_os *os, struct sl_accel *accel, const char *path,
+			uint64_t *bad_off, const char **what)
+{
+	struct sl_sst *t;
+	last_bad_off = 0;
+	last_bad_what = NULL;
+	int r = sl__sst_open(os, accel, path, &t);
+	if (r == 0) {
+		sl__sst_close(t);
+		return 0;
+	}
+	*bad_off = r == SL_ECORRUPT ? last_bad_off : 0;
+	*what = r == SL_ECORRUPT ? last_bad_what : NULL;
+	return r;
 }
 
 static int check_footer(struct sl_sst *t, struct footer_disk *f)
@@ -579,7 +633,7 @@ static int check_footer(struct sl_sst *t, struct footer_disk *f)
 		return corrupt(t->path, "implausible bloom probe count in footer", foff);
 	if (f->bloom_size < SL_BLOOM_BLOCK + 4 || (f->bloom_size - 4) % SL_BLOOM_BLOCK)
 		return corrupt(t->path, "implausible bloom block size in footer", foff);
-	if (f->index_size < 1 + BLOCK_TRAILER)
+	if (f->index_size < 1 + INDEX_TRAILER)
 		return corrupt(t->path, "implausible index block size in footer", foff);
 	if (f->bloom_off > foff || f->bloom_size > foff - f->bloom_off ||
 	    f->index_off != f->bloom_off + f->bloom_size || f->index_size != foff - f->index_off)
@@ -602,7 +656,7 @@ static int check_footer(struct sl_sst *t, struct footer_disk *f)
 static int load_index(struct sl_sst *t, size_t isize)
 {
 	const uint8_t *ib = t->map + t->index_off;
-	size_t body = isize - BLOCK_TRAILER;
+	size_t body = isize - INDEX_TRAILER;
 	uint64_t count = get_u32(ib + body);
 	if (count > body / (IDX_FIXED + 1) || count > t->entries)
 		return corrupt(t->path, "implausible index entry count", t->index_off + body);
@@ -637,7 +691,7 @@ static int load_index(struct sl_sst *t, size_t isize)
 			return corrupt(t->path, "index: data blocks not contiguous", at);
 		if (e->size < MIN_BLOCK || e->size > t->bloom_off - e->off)
 			return corrupt(t->path, "index: block size out of the data area", at);
-		if (i && key_cmp(e->key, kl, e[-1].key, e[-1].klen) <= 0)
+		if (i && sl__block_key_cmp(e->key, kl, e[-1].key, e[-1].klen) <= 0)
 			return corrupt(t->path, "index: keys not increasing", at);
 		expect += e->size;
 	}
@@ -647,7 +701,8 @@ static int load_index(struct sl_sst *t, size_t isize)
 	if (expect != t->bloom_off)
 		return corrupt(t->path, "index: data blocks do not reach the bloom block",
 			       t->index_off);
-	if (count && key_cmp(t->smallest, t->smallest_len, t->idx[0].key, t->idx[0].klen) > 0)
+	if (count &&
+	    sl__block_key_cmp(t->smallest, t->smallest_len, t->idx[0].key, t->idx[0].klen) > 0)
 		return corrupt(t->path, "index: smallest key above the first block's last",
 			       t->index_off);
 	t->nblocks = count;
@@ -770,6 +825,23 @@ const char *sl__sst_path(const struct sl_sst *t)
 	return t->path;
 }
 
+uint64_t sl__sst_block_count(const struct sl_sst *t)
+{
+	return t->nblocks;
+}
+
+void sl__sst_block(const struct sl_sst *t, uint64_t i, struct sl_accel_buf *data,
+		   const uint8_t **last, size_t *last_len)
+{
+	const struct idx_ent *e = &t->idx[i];
+	data->data = t->map + e->off;
+	data->len = e->size;
+	if (last)
+		*last = e->key;
+	if (last_len)
+		*last_len = e->klen;
+}
+
 int sl__sst_may_contain(const struct sl_sst *t, uint64_t key_hash)
 {
 	return sl__bloom_may_contain(t->bloom, t->bloom_bytes, key_hash, t->probes);
@@ -777,60 +849,22 @@ int sl__sst_may_contain(const struct sl_sst *t, uint64_t key_hash)
 
 /* ---- Reader: blocks ----------------------------------------------------------------------- */
 
-/* A data block's parts, bounds-checked against its index entry. */
-struct blk {
-	const uint8_t *p;
-	uint32_t data_end; /* entries lie in [0, data_end); the restart array starts there */
-	uint32_t nrestarts;
-};
-
-struct ent {
-	uint32_t shared, unshared, vlen, next; /* next: offset of the following entry */
-	const uint8_t *suffix;		       /* the unshared key bytes */
-	const uint8_t *val;
-	uint8_t flags;
-};
-
-/* Split block i into entries and restart array; a static reason, or NULL when sound. */
-static const char *parse_block(const struct sl_sst *t, uint64_t i, struct blk *b)
+/* Split block i into entries and restart array (block.c); a static reason, or NULL when sound.
+ * open guaranteed that the block lies in the data area. */
+static const char *parse_block(const struct sl_sst *t, uint64_t i, struct sl_block *b)
 {
 	const struct idx_ent *e = &t->idx[i];
-	b->p = t->map + e->off;
-	/* open guaranteed e->size >= MIN_BLOCK and that the block lies in the data area. */
-	uint32_t n = get_u32(b->p + e->size - BLOCK_TRAILER);
-	if (n == 0 || n > (e->size - BLOCK_TRAILER - MIN_ENTRY) / 4)
-		return "bad restart count in data block";
-	b->nrestarts = n;
-	b->data_end = e->size - BLOCK_TRAILER - 4 * n;
-	if (get_u32(b->p + b->data_end) != 0)
-		return "first restart point is not the block start";
-	return NULL;
+	int r = sl__block_parse(b, t->map + e->off, e->size);
+	return r < 0 ? sl__block_strerror(r) : NULL;
 }
 
-static uint32_t restart_at(const struct blk *b, uint32_t i)
+/* What a reader (get, iterators) says when a walk over a block's entries fails. A decode that
+ * fails where a restart point should be is, to a reader that came to read that entry, a
+ * malformed entry; only the restart search (and verify) speaks of bad restart points. */
+static const char *read_why(int err)
 {
-	return get_u32(b->p + b->data_end + 4 * (size_t)i);
-}
-
-/* Decode the entry at pos after a key of prev_len bytes; 0, or -1 if it is malformed. */
-static int decode(const struct blk *b, uint32_t pos, size_t prev_len, struct ent *e)
-{
-	const uint8_t *p = b->p;
-	uint32_t end = b->data_end;
-	if (!get_varint(p, &pos, end, &e->shared) || !get_varint(p, &pos, end, &e->unshared) ||
-	    !get_varint(p, &pos, end, &e->vlen) || pos >= end)
-		return -1;
-	e->flags = p[pos++];
-	if (e->shared > prev_len || e->unshared > SL_SST_MAX_KEY - e->shared ||
-	    e->shared + e->unshared == 0 || e->unshared > end - pos)
-		return -1;
-	e->suffix = p + pos;
-	pos += e->unshared;
-	if (e->vlen > end - pos)
-		return -1;
-	e->val = p + pos;
-	e->next = pos + e->vlen;
-	return 0;
+	return err == -SL_BLOCK_ERESTART ? sl__block_strerror(SL_BLOCK_EENTRY)
+					 : sl__block_strerror(err);
 }
 
 /* Mark block i bad; the first to do so says so on stderr. */
@@ -845,7 +879,7 @@ static int block_bad(struct sl_sst *t, uint64_t i, const char *why)
 /* Block i ready to read: its CRC checked once for the table's life. The bits are relaxed: each
  * records a fact about immutable bytes that any thread could recompute, and publishes no other
  * memory; a thread that misses a fresh bit only checks the CRC once more. */
-static int block_load(struct sl_sst *t, uint64_t i, struct blk *b)
+static int block_load(struct sl_sst *t, uint64_t i, struct sl_block *b)
 {
 	uint64_t bit = 1ull << (i & 63);
 	size_t w = (size_t)(i >> 6);
@@ -874,8 +908,8 @@ static uint64_t index_search(const struct sl_sst *t, const uint8_t *key, size_t 
 	while (lo < hi) {
 		uint64_t mid = lo + (hi - lo) / 2;
 		const struct idx_ent *e = &t->idx[mid];
-		int below =
-			e->prefix != p ? e->prefix < p : key_cmp(e->key, e->klen, key, klen) < 0;
+		int below = e->prefix != p ? e->prefix < p
+					   : sl__block_key_cmp(e->key, e->klen, key, klen) < 0;
 		if (below)
 			lo = mid + 1;
 		else
@@ -884,28 +918,13 @@ static uint64_t index_search(const struct sl_sst *t, const uint8_t *key, size_t 
 	return lo;
 }
 
-/* The offset of the last restart point whose key is <= key (the first one if none is), from
- * which a forward scan finds key if the block holds it; *end: where that run ends (the next
- * restart point or the end of the entries; a hint only, not checked). */
-static int restart_search(struct sl_sst *t, uint64_t i, const struct blk *b, const uint8_t *key,
-			  size_t klen, uint32_t *pos, uint32_t *end)
+/* The last restart point of block i whose key is <= key (the first one if none is), from
+ * which a forward scan finds key if the block holds it. */
+static int restart_search(struct sl_sst *t, uint64_t i, const struct sl_block *b,
+			  const uint8_t *key, size_t klen, uint32_t *idx)
 {
-	uint32_t lo = 0, hi = b->nrestarts - 1;
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo + 1) / 2;
-		uint32_t off = restart_at(b, mid);
-		struct ent e;
-		/* prev_len 0: an entry at a restart point must carry its whole key. */
-		if (off >= b->data_end || decode(b, off, 0, &e) < 0)
-			return block_bad(t, i, "bad restart point in data block");
-		if (key_cmp(e.suffix, e.unshared, key, klen) <= 0)
-			lo = mid;
-		else
-			hi = mid - 1;
-	}
-	*pos = restart_at(b, lo);
-	*end = lo + 1 < b->nrestarts ? restart_at(b, lo + 1) : b->data_end;
-	return 0;
+	int r = sl__block_seek_restart(b, key, klen, idx);
+	return r < 0 ? block_bad(t, i, sl__block_strerror(r)) : 0;
 }
 
 /* ---- Reader: lookups ---------------------------------------------------------------------- */
@@ -927,44 +946,43 @@ int sl__sst_get(struct sl_sst *t, const void *key, size_t klen, const void **val
 	const uint8_t *bp = t->map + t->idx[i].off;
 	__builtin_prefetch(bp + t->idx[i].size - 1);
 	__builtin_prefetch(bp);
-	struct blk b;
-	uint32_t pos, run_end;
+	struct sl_block b;
+	uint32_t ri;
 	int r = block_load(t, i, &b);
 	if (r < 0)
 		return r;
 	for (uint32_t j = 1; j < b.nrestarts && j <= 8; j++)
-		if (restart_at(&b, j) < b.data_end)
-			__builtin_prefetch(bp + restart_at(&b, j));
-	if ((r = restart_search(t, i, &b, k, klen, &pos, &run_end)) < 0)
+		if (sl__block_restart(&b, j) < b.data_end)
+			__builtin_prefetch(bp + sl__block_restart(&b, j));
+	if ((r = restart_search(t, i, &b, k, klen, &ri)) < 0)
 		return r;
-	/* And the lines of the run the scan below walks (run_end is a hint from the file: clamped
-	 * to the entries, as every address formed from the file is). */
+	/* And the lines of the run the scan below walks, to the next restart point (a hint from
+	 * the file: clamped to the entries, as every address formed from the file is). */
+	uint32_t pos = sl__block_restart(&b, ri);
+	uint32_t run_end = ri + 1 < b.nrestarts ? sl__block_restart(&b, ri + 1) : b.data_end;
 	if (run_end > b.data_end)
 		run_end = b.data_end;
 	for (uint32_t o = pos + 64; o < run_end; o += 64)
 		__builtin_prefetch(bp + o);
-	uint8_t cur[SL_SST_MAX_KEY];
-	size_t cur_len = 0;
-	while (pos < b.data_end) {
-		struct ent e;
-		if (decode(&b, pos, cur_len, &e) < 0)
-			return block_bad(t, i, "malformed entry in data block");
-		memcpy(cur + e.shared, e.suffix, e.unshared);
-		cur_len = e.shared + e.unshared;
-		int c = key_cmp(cur, cur_len, k, klen);
+	struct sl_block_iter bi;
+	bi.klen = 0;
+	sl__block_iter_start(&bi, &b, ri, 0);
+	while ((r = sl__block_iter_next(&bi)) > 0) {
+		int c = sl__block_key_cmp(bi.key, bi.klen, k, klen);
 		if (c > 0)
 			break;
 		if (c == 0) {
 			if (val)
-				*val = e.val;
+				*val = bi.val;
 			if (vlen)
-				*vlen = e.vlen;
+				*vlen = bi.vlen;
 			if (flags)
-				*flags = e.flags;
+				*flags = bi.flags;
 			return 0;
 		}
-		pos = e.next;
 	}
+	if (r < 0)
+		return block_bad(t, i, read_why(r));
 	return SL_ENOTFOUND;
 }
 
@@ -973,16 +991,12 @@ int sl__sst_get(struct sl_sst *t, const void *key, size_t klen, const void **val
 struct sl_sst_iter {
 	struct sl_sst *t;
 	uint64_t blk; /* the block of the next entry; nblocks at the end */
-	struct blk b; /* that block, when loaded */
+	/* The walk over that block, when loaded; it holds the current entry (key rebuilt in it,
+	 * value pointing into the mapping). */
+	struct sl_block_iter bi;
 	int loaded;
-	uint32_t pos; /* offset of the next entry to decode in it */
-	int err;      /* sticky until the next seek */
-	int have;     /* the current entry was decoded (by a seek) and not returned yet */
-	uint8_t key[SL_SST_MAX_KEY];
-	size_t klen;
-	const uint8_t *val;
-	size_t vlen;
-	uint32_t flags;
+	int err;  /* sticky until the next seek */
+	int have; /* the current entry was decoded (by a seek) and not returned yet */
 };
 
 int sl__sst_iter_new(struct sl_sst *t, struct sl_sst_iter **out)
@@ -1007,25 +1021,18 @@ static int iter_step(struct sl_sst_iter *it)
 	struct sl_sst *t = it->t;
 	while (it->blk < t->nblocks) {
 		if (!it->loaded) {
-			int r = block_load(t, it->blk, &it->b);
+			struct sl_block b;
+			int r = block_load(t, it->blk, &b);
 			if (r < 0)
 				return r;
+			sl__block_iter_start(&it->bi, &b, 0, 0);
 			it->loaded = 1;
-			it->pos = 0;
-			it->klen = 0;
 		}
-		if (it->pos < it->b.data_end) {
-			struct ent e;
-			if (decode(&it->b, it->pos, it->klen, &e) < 0)
-				return block_bad(t, it->blk, "malformed entry in data block");
-			memcpy(it->key + e.shared, e.suffix, e.unshared);
-			it->klen = e.shared + e.unshared;
-			it->val = e.val;
-			it->vlen = e.vlen;
-			it->flags = e.flags;
-			it->pos = e.next;
+		int r = sl__block_iter_next(&it->bi);
+		if (r > 0)
 			return 0;
-		}
+		if (r < 0)
+			return block_bad(t, it->blk, read_why(r));
 		it->blk++;
 		it->loaded = 0;
 	}
@@ -1042,22 +1049,22 @@ int sl__sst_iter_seek(struct sl_sst_iter *it, const void *key, size_t klen)
 	it->blk = klen ? index_search(t, k, klen) : 0;
 	if (it->blk == t->nblocks)
 		return 0;
-	int r = block_load(t, it->blk, &it->b);
-	uint32_t pos = 0, run_end;
+	struct sl_block b;
+	uint32_t ri = 0;
+	int r = block_load(t, it->blk, &b);
 	if (!r && klen)
-		r = restart_search(t, it->blk, &it->b, k, klen, &pos, &run_end);
+		r = restart_search(t, it->blk, &b, k, klen, &ri);
 	if (r < 0)
 		return it->err = r;
+	sl__block_iter_start(&it->bi, &b, ri, 0);
 	it->loaded = 1;
-	it->pos = pos;
-	it->klen = 0;
 	for (;;) {
 		r = iter_step(it);
 		if (r == SL_EEND)
 			return 0;
 		if (r < 0)
 			return it->err = r;
-		if (!klen || key_cmp(it->key, it->klen, k, klen) >= 0) {
+		if (!klen || sl__block_key_cmp(it->bi.key, it->bi.klen, k, klen) >= 0) {
 			it->have = 1;
 			return 0;
 		}
@@ -1079,23 +1086,24 @@ int sl__sst_iter_next(struct sl_sst_iter *it, const uint8_t **key, size_t *klen,
 	}
 	it->have = 0;
 	if (key)
-		*key = it->key;
+		*key = it->bi.key;
 	if (klen)
-		*klen = it->klen;
+		*klen = it->bi.klen;
 	if (val)
-		*val = it->val;
+		*val = it->bi.val;
 	if (vlen)
-		*vlen = it->vlen;
+		*vlen = it->bi.vlen;
 	if (flags)
-		*flags = it->flags;
+		*flags = it->bi.flags;
 	return 0;
 }
 
 /* ---- Verify ------------------------------------------------------------------------------- */
 
 struct vstate {
-	uint8_t prev[SL_SST_MAX_KEY]; /* the last key seen, across blocks */
-	size_t prev_len;
+	/* The walk over the current block; its key, kept from block to block, is the last key
+	 * seen, so key order is checked across blocks too. */
+	struct sl_block_iter it;
 	uint64_t count;
 	uint64_t hashes[VERIFY_HASHES];
 	size_t nhashes;
@@ -1127,41 +1135,25 @@ static int probe_hashes(const struct sl_sst *t, struct vstate *v)
 static int verify_block(const struct sl_sst *t, uint64_t i, struct vstate *v)
 {
 	const struct idx_ent *ie = &t->idx[i];
-	struct blk b;
+	struct sl_block b;
 	const char *why = parse_block(t, i, &b);
 	if (why)
 		return vfail(v, ie->off, why);
-	uint32_t pos = 0, next_restart = 0;
-	size_t cur_len = 0;
-	uint8_t cur[SL_SST_MAX_KEY];
-	while (pos < b.data_end) {
-		int at_restart = next_restart < b.nrestarts && restart_at(&b, next_restart) == pos;
-		if (next_restart < b.nrestarts && restart_at(&b, next_restart) < pos)
-			return vfail(v, ie->off, "restart point not on an entry boundary");
-		struct ent e;
-		if (decode(&b, pos, at_restart ? 0 : cur_len, &e) < 0)
-			return vfail(v, ie->off,
-				     at_restart ? "bad restart point in data block"
-						: "malformed entry in data block");
-		next_restart += at_restart;
-		memcpy(cur + e.shared, e.suffix, e.unshared);
-		cur_len = e.shared + e.unshared;
-		if (v->count && key_cmp(cur, cur_len, v->prev, v->prev_len) <= 0)
-			return vfail(v, ie->off, "keys not increasing");
-		if (!v->count && key_cmp(cur, cur_len, t->smallest, t->smallest_len))
+	struct sl_block_iter *it = &v->it;
+	sl__block_iter_start(it, &b, 0, SL_BLOCK_ITER_ORDER);
+	int r;
+	while ((r = sl__block_iter_next(it)) > 0) {
+		if (!v->count && sl__block_key_cmp(it->key, it->klen, t->smallest, t->smallest_len))
 			return vfail(v, t->index_off,
 				     "index smallest key differs from the first key");
-		memcpy(v->prev, cur, cur_len);
-		v->prev_len = cur_len;
 		v->count++;
-		v->hashes[v->nhashes++] = sl__bloom_hash(cur, cur_len);
+		v->hashes[v->nhashes++] = sl__bloom_hash(it->key, it->klen);
 		if (v->nhashes == VERIFY_HASHES && probe_hashes(t, v) < 0)
 			return SL_ECORRUPT;
-		pos = e.next;
 	}
-	if (next_restart != b.nrestarts)
-		return vfail(v, ie->off, "restart point not on an entry boundary");
-	if (key_cmp(cur, cur_len, ie->key, ie->klen))
+	if (r < 0)
+		return vfail(v, ie->off, sl__block_strerror(r));
+	if (sl__block_key_cmp(it->key, it->klen, ie->key, ie->klen))
 		return vfail(v, t->index_off, "index key differs from its block's last key");
 	return 0;
 }

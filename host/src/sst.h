@@ -11,7 +11,10 @@
  * footer holds the magic "SLUICEST", the format version, the offsets and sizes of the index
  * and bloom blocks, the entry count, the bloom's probe count, two caller-defined u64 values
  * (db keeps the table's sequence range there) and a CRC32C of the footer. The index starts with
- * the table's smallest key, so opening never reads a data block. sst.c documents every field.
+ * the table's smallest key, so opening never reads a data block. sst.c documents every field;
+ * the data blocks are block.h's, encoded and decoded by its codec only, which the merge job
+ * (accel.h) shares: a compaction's blocks come from the job and sl__sst_write_merged adds the
+ * rest of the table.
  */
 #ifndef SL_SST_H
 #define SL_SST_H
@@ -62,6 +65,20 @@ int sl__sst_writer_finish(struct sl_sst_writer *w, struct sl_sst_meta *meta);
 /* Give up: close, remove the file, free. Accepts NULL. */
 void sl__sst_writer_abort(struct sl_sst_writer *w);
 
+/* Write a table whose data blocks a merge job built (job->out, job->blocks[0..n_blocks),
+ * job->bloom with job->bloom_probes): the blocks as they are, then the bloom, index and footer
+ * exactly as the writer makes them, synced as sl__sst_writer_finish syncs (unless opt->no_sync).
+ * The table must hold at least one entry (-EINVAL otherwise, and for outputs that are not
+ * consistent: blocks not back to back in out, a block's stored CRC not its crc, last keys not
+ * increasing, a bloom size not a multiple of SL_BLOOM_BLOCK). opt->bloom_bits_per_key is ignored
+ * (the job's filter is used as it is; the footer records job->bloom_probes and its size); the
+ * other options are checked as by sl__sst_writer_open (SL_ECONFIG), and path created O_EXCL.
+ * meta as finish fills it. 0 or -errno; on failure no file is left. The job's buffers are only
+ * read, and only during the call. */
+int sl__sst_write_merged(const struct sl_os *os, struct sl_accel *accel, const char *path,
+			 const struct sl_sst_options *opt, const struct sl_accel_merge_job *job,
+			 struct sl_sst_meta *meta);
+
 struct sl_sst;
 
 /* Open and mmap a table; check the footer, the index and the bloom block (CRCs, bounds,
@@ -70,8 +87,21 @@ struct sl_sst;
 int sl__sst_open(const struct sl_os *os, struct sl_accel *accel, const char *path,
 		 struct sl_sst **out);
 void sl__sst_close(struct sl_sst *t);
+/* Open and close path to learn why it does not open: its error, and for SL_ECORRUPT the offset
+ * of the damaged part (footer, index or bloom block; 0 for a file too short for a footer) and a
+ * static description. 0 when it opens. */
+int sl__sst_open_report(const struct sl_os *os, struct sl_accel *accel, const char *path,
+			uint64_t *bad_off, const char **what);
 void sl__sst_get_meta(const struct sl_sst *t, struct sl_sst_meta *out);
 const char *sl__sst_path(const struct sl_sst *t);
+
+/* Data blocks of an open table, for a merge job: how many, and block i's bytes (trailer included,
+ * pointing into the mapping, valid until close; CRC not checked here: the job checks it) and
+ * last key (from the index, pointing into the mapping; last and last_len may be NULL). i < count.
+ * Thread-safe. */
+uint64_t sl__sst_block_count(const struct sl_sst *t);
+void sl__sst_block(const struct sl_sst *t, uint64_t i, struct sl_accel_buf *data,
+		   const uint8_t **last, size_t *last_len);
 
 /* Bloom check only: 0 when the key is certainly absent. */
 int sl__sst_may_contain(const struct sl_sst *t, uint64_t key_hash);

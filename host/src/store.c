@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "bloom.h"
+#include "compact.h"
 #include "flush.h"
 #include "keys.h"
 #include "manifest.h"
@@ -52,6 +53,15 @@ struct sl_store {
 	int flusher_running, stop;
 	int stalled;             /* the applier waits for the flush thread (tables cannot be
 				    written: a full disk); __atomic */
+	int rotate_req;          /* rotate at the next apply whatever the size; __atomic */
+
+	/* Compaction: its thread sleeps on ccv (under fmu) until a flush or a request. */
+	struct sl_compactor *compactor;
+	pthread_mutex_t cmu;     /* one compaction at a time (background or manual) */
+	pthread_cond_t ccv;
+	pthread_t compacter;
+	int compacter_running;
+	uint64_t compact_kicks;  /* under fmu */
 
 	struct sl_store_stats st; /* counters, updated with __atomic adds */
 };
@@ -197,6 +207,42 @@ int sl__store_get_stock(struct sl_store *s, uint16_t locate, struct sl_stock *ou
 	return r;
 }
 
+/* ---- Versions ------------------------------------------------------------------------------- */
+
+/* Make the manifest's current version the one readers use, unless a newer one is installed
+ * already (the flush and compaction threads both install; versions only move forward). */
+static void install_latest(struct sl_store *s)
+{
+	struct sl_version *nv = sl__manifest_acquire(s->man), *old;
+	pthread_rwlock_wrlock(&s->lock);
+	if (s->ver && nv->edits <= s->ver->edits) {
+		old = nv;
+	} else {
+		old = s->ver;
+		s->ver = nv;
+	}
+	pthread_rwlock_unlock(&s->lock);
+	if (old)
+		sl__manifest_release(s->man, old);
+}
+
+static void table_path(const struct sl_store *s, uint64_t file_no, char *out, size_t cap);
+
+/* Files an installed edit removed: no reader can reach them through a version any more (they
+ * look under the lock, at the installed version), and open handles keep their mappings. */
+static void delete_tables(struct sl_store *s, const uint64_t *file_nos, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char path[4200];
+		table_path(s, file_nos[i], path, sizeof(path));
+		sl__tables_forget(s->tc, file_nos[i]);
+		int r = s->cfg.os->ops->unlink(s->cfg.os->ctx, path);
+		if (r < 0 && r != -ENOENT)
+			fprintf(stderr, "sluice: store: removing %s: %s (it is no longer used)\n",
+				path, sl_strerror(r));
+	}
+}
+
 /* ---- Flush ---------------------------------------------------------------------------------- */
 
 static void table_path(const struct sl_store *s, uint64_t file_no, char *out, size_t cap)
@@ -284,14 +330,11 @@ static void *flusher_main(void *arg)
 			nanosleep(&ts, NULL);
 			continue;
 		}
-		struct sl_version *nv = sl__manifest_acquire(s->man), *old;
+		install_latest(s);
 		pthread_rwlock_wrlock(&s->lock);
-		old = s->ver;
-		s->ver = nv;
 		memmove(&s->imm[0], &s->imm[1], (s->nimm - 1) * sizeof(s->imm[0]));
 		__atomic_store_n(&s->nimm, s->nimm - 1, __ATOMIC_RELEASE);
 		pthread_rwlock_unlock(&s->lock);
-		sl__manifest_release(s->man, old);
 		/* No reader can reach the flushed memtable any more (they take the lock). */
 		sl__memtable_free(im.mt);
 		add_stat(&s->st.flushes, 1);
@@ -302,6 +345,8 @@ static void *flusher_main(void *arg)
 				": %s\n", im.last_seq + 1, sl_strerror(r));
 		pthread_mutex_lock(&s->fmu);
 		pthread_cond_broadcast(&s->fcv); /* a rotation may be waiting for room */
+		s->compact_kicks++;
+		pthread_cond_broadcast(&s->ccv);
 		pthread_mutex_unlock(&s->fmu);
 	}
 	return NULL;
@@ -311,11 +356,19 @@ static void *flusher_main(void *arg)
 
 int sl__store_after_apply(struct sl_store *s, uint64_t last_seq)
 {
-	if (!s->cfg.memtable_bytes || s->cfg.rdonly)
+	if (s->cfg.rdonly)
 		return 0;
-	struct sl_memtable_stats ms;
-	sl__memtable_get_stats(s->mt, &ms);
-	if (ms.bytes < s->cfg.memtable_bytes)
+	int forced = __atomic_exchange_n(&s->rotate_req, 0, __ATOMIC_ACQ_REL);
+	if (!forced) {
+		if (!s->cfg.memtable_bytes)
+			return 0;
+		struct sl_memtable_stats ms;
+		sl__memtable_get_stats(s->mt, &ms);
+		if (ms.bytes < s->cfg.memtable_bytes)
+			return 0;
+	}
+	/* Nothing applied since the last rotation: nothing to flush. */
+	if (last_seq < s->mt_first_seq)
 		return 0;
 	/* Room for one more immutable: wait (counted) while the flush thread catches up. */
 	pthread_mutex_lock(&s->fmu);
@@ -347,6 +400,254 @@ int sl__store_after_apply(struct sl_store *s, uint64_t last_seq)
 	pthread_cond_broadcast(&s->fcv);
 	pthread_mutex_unlock(&s->fmu);
 	return 0;
+}
+
+/* ---- Compaction and retention --------------------------------------------------------------- */
+
+static void add_compact_stats(struct sl_store *s, const struct sl_compact_result *res)
+{
+	add_stat(&s->st.compactions, 1);
+	add_stat(&s->st.compacted_read_bytes, res->bytes_in);
+	add_stat(&s->st.compacted_bytes, res->bytes_out);
+	add_stat(&s->st.compaction_dropped, res->dropped_older + res->dropped_tombstones);
+}
+
+/* One compaction (full, or the one the current version needs most) under cmu. 1 when one ran,
+ * 0 when there was nothing to do, or an error (nothing changed then). */
+static int compact_once(struct sl_store *s, int full)
+{
+	struct sl_version *v = sl__manifest_acquire(s->man);
+	struct sl_compact_pick *p;
+	int r = sl__compact_pick(s->compactor, v, full, &p);
+	if (r <= 0) {
+		sl__manifest_release(s->man, v);
+		return r;
+	}
+	struct sl_compact_result res;
+	__atomic_store_n(&s->st.compaction_running, 1, __ATOMIC_RELAXED);
+	r = sl__compact_run(s->compactor, s->man, s->tc, p, &res);
+	__atomic_store_n(&s->st.compaction_running, 0, __ATOMIC_RELAXED);
+	sl__compact_pick_free(p);
+	sl__manifest_release(s->man, v);
+	if (r) {
+		add_stat(&s->st.compaction_errors, 1);
+		return r;
+	}
+	install_latest(s);
+	delete_tables(s, res.obsolete, res.n_obsolete);
+	add_compact_stats(s, &res);
+	sl__compact_result_free(&res);
+	return 1;
+}
+
+/* The receive time of the newest event of an event table (its largest key). */
+static int event_table_newest_rx(struct sl_store *s, const struct sl_table_info *t,
+				 uint64_t *rx_ns)
+{
+	const void *val;
+	size_t vlen;
+	uint32_t flags, kind;
+	struct sl_sst *h;
+	int r = sl__tables_get(s->tc, t->file_no, &h);
+	if (r)
+		return r;
+	const uint8_t *payload;
+	size_t plen;
+	r = sl__sst_get(h, t->largest, t->largest_len, &val, &vlen, &flags);
+	if (r == 0)
+		r = sl__val_event_decode(val, vlen, &kind, rx_ns, &payload, &plen);
+	sl__tables_put(s->tc, h);
+	return r;
+}
+
+/* Drop the oldest event tables past the byte limit, and those whose newest event is older
+ * than the age limit. Their history is gone for replay; state never depends on it. */
+static int retire_events(struct sl_store *s)
+{
+	uint64_t max_bytes = s->cfg.event_retain_bytes, max_secs = s->cfg.event_retain_secs;
+	if (!max_bytes && !max_secs)
+		return 0;
+	struct sl_version *v = sl__manifest_acquire(s->man);
+	const struct sl_table_info *ev = v->tables[SL_EVENT_LEVEL];
+	size_t n = v->n[SL_EVENT_LEVEL], drop = 0;
+	uint64_t total = 0, dropped_bytes = 0;
+	for (size_t i = 0; i < n; i++)
+		total += ev[i].file_bytes;
+	/* Event tables are disjoint and sorted by key, which is sequence order: oldest first. */
+	uint64_t now = s->cfg.os->ops->now_ns(s->cfg.os->ctx);
+	while (drop < n) {
+		int go = max_bytes && total - dropped_bytes > max_bytes;
+		if (!go && max_secs) {
+			uint64_t rx;
+			if (event_table_newest_rx(s, &ev[drop], &rx) == 0 &&
+			    rx + max_secs * 1000000000ull < now)
+				go = 1;
+		}
+		if (!go)
+			break;
+		dropped_bytes += ev[drop].file_bytes;
+		drop++;
+	}
+	int r = 0;
+	if (drop) {
+		uint64_t *del = malloc(drop * sizeof(*del));
+		r = -ENOMEM;
+		if (del) {
+			for (size_t i = 0; i < drop; i++)
+				del[i] = ev[i].file_no;
+			struct sl_manifest_edit e = { .del = del, .n_del = drop };
+			r = sl__manifest_apply(s->man, &e);
+			if (r == 0) {
+				install_latest(s);
+				delete_tables(s, del, drop);
+				add_stat(&s->st.events_retired_tables, drop);
+				add_stat(&s->st.events_retired_bytes, dropped_bytes);
+			}
+			free(del);
+		}
+	}
+	sl__manifest_release(s->man, v);
+	return r;
+}
+
+static void *compacter_main(void *arg)
+{
+	struct sl_store *s = arg;
+	pthread_setname_np(pthread_self(), "sl-compact");
+	uint64_t seen = 0;
+	int backoff = 0;
+	for (;;) {
+		pthread_mutex_lock(&s->fmu);
+		if (backoff || seen == s->compact_kicks) {
+			/* Wake for a flush, for stop, or each second (age-based retention). */
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 1;
+			if (!s->stop)
+				pthread_cond_timedwait(&s->ccv, &s->fmu, &ts);
+		}
+		seen = s->compact_kicks;
+		int stop = s->stop;
+		pthread_mutex_unlock(&s->fmu);
+		if (stop)
+			break;
+		backoff = 0;
+		int r = retire_events(s);
+		if (r < 0)
+			fprintf(stderr, "sluice: store: retiring event tables: %s\n", sl_strerror(r));
+		if (!s->cfg.compaction)
+			continue;
+		/* Compact while some level is over its target; a new flush re-kicks us. */
+		for (int i = 0; i < 64 && !__atomic_load_n(&s->stop, __ATOMIC_RELAXED); i++) {
+			pthread_mutex_lock(&s->cmu);
+			r = compact_once(s, 0);
+			pthread_mutex_unlock(&s->cmu);
+			if (r <= 0)
+				break;
+		}
+		if (r < 0 && r != -ECANCELED) {
+			fprintf(stderr, "sluice: store: compaction failed: %s; retrying in 1 s (the "
+				"store is unchanged)\n", sl_strerror(r));
+			backoff = 1;
+		}
+	}
+	return NULL;
+}
+
+int sl__store_compact(struct sl_store *s)
+{
+	if (s->cfg.rdonly)
+		return SL_ERDONLY;
+	/* What waits for a flush first: a full compaction covers the tables there are. */
+	int r = sl__store_wait_flushed(s, 0);
+	if (r)
+		return r;
+	pthread_mutex_lock(&s->cmu);
+	/* More level-0 tables than one merge takes need more than one pass. */
+	for (int pass = 0; pass < 64; pass++) {
+		struct sl_version *v = sl__manifest_acquire(s->man);
+		size_t l0 = v->n[0];
+		sl__manifest_release(s->man, v);
+		r = compact_once(s, 1);
+		if (r <= 0 || l0 <= SL_ACCEL_MAX_RUNS - SL_STATE_BOTTOM)
+			break;
+	}
+	pthread_mutex_unlock(&s->cmu);
+	return r < 0 ? r : 0;
+}
+
+void sl__store_request_rotate(struct sl_store *s)
+{
+	__atomic_store_n(&s->rotate_req, 1, __ATOMIC_RELEASE);
+}
+
+int sl__store_wait_flushed(struct sl_store *s, uint64_t seq)
+{
+	pthread_mutex_lock(&s->fmu);
+	for (;;) {
+		uint64_t cp = sl__store_checkpoint(s);
+		size_t nimm = __atomic_load_n(&s->nimm, __ATOMIC_ACQUIRE);
+		if ((nimm == 0 && cp >= seq) || s->stop || !s->flusher_running)
+			break;
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 10000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&s->fcv, &s->fmu, &ts);
+	}
+	int r = sl__store_checkpoint(s) >= seq ? 0 : SL_EFAILED;
+	pthread_mutex_unlock(&s->fmu);
+	return r;
+}
+
+/* ---- Multi-get ------------------------------------------------------------------------------ */
+
+void sl__store_get_orders(struct sl_store *s, size_t n, const uint16_t *locates,
+			  const uint64_t *refs, struct sl_order *out, int *rc)
+{
+	uint8_t keys[SL_TABLES_BATCH][SL_KEY_MAX_LEN];
+	const uint8_t *kp[SL_TABLES_BATCH];
+	size_t kl[SL_TABLES_BATCH], idx[SL_TABLES_BATCH];
+	uint64_t h[SL_TABLES_BATCH];
+	struct sl_tables_result res[SL_TABLES_BATCH];
+	pthread_rwlock_rdlock(&s->lock);
+	size_t i = 0;
+	while (i < n) {
+		/* Memtables first; the keys they miss go to the tables together. */
+		size_t m = 0;
+		for (; i < n && m < SL_TABLES_BATCH; i++) {
+			int r = sl__memtable_get_order(s->mt, locates[i], refs[i], &out[i]);
+			for (size_t j = s->nimm; r == SL_ENOTFOUND && j-- > 0;)
+				r = sl__memtable_get_order(s->imm[j].mt, locates[i], refs[i], &out[i]);
+			rc[i] = r;
+			if (r != SL_ENOTFOUND || !s->ver)
+				continue;
+			kl[m] = sl__key_order(keys[m], locates[i], refs[i]);
+			kp[m] = keys[m];
+			h[m] = sl__bloom_hash(keys[m], kl[m]);
+			idx[m++] = i;
+		}
+		if (!m)
+			continue;
+		int r = sl__tables_lookup_batch(s->tc, s->ver, m, kp, kl, h, res);
+		for (size_t j = 0; j < m; j++) {
+			size_t k = idx[j];
+			if (r) {
+				rc[k] = r;
+				continue;
+			}
+			rc[k] = res[j].rc;
+			if (res[j].rc == 0) {
+				rc[k] = sl__val_order_decode(res[j].val, res[j].vlen, locates[k],
+							     refs[k], &out[k]);
+				sl__tables_put(s->tc, res[j].holder);
+			}
+		}
+	}
+	pthread_rwlock_unlock(&s->lock);
 }
 
 /* ---- Events from tables --------------------------------------------------------------------- */
@@ -395,6 +696,17 @@ int sl__store_stalled(struct sl_store *s)
 	return __atomic_load_n(&s->stalled, __ATOMIC_ACQUIRE);
 }
 
+uint64_t sl__store_first_seq(struct sl_store *s)
+{
+	pthread_rwlock_rdlock(&s->lock);
+	uint64_t f = 1;
+	if (s->ver)
+		f = s->ver->n[SL_EVENT_LEVEL] ? s->ver->tables[SL_EVENT_LEVEL][0].min_seq
+					       : s->ver->checkpoint_seq + 1;
+	pthread_rwlock_unlock(&s->lock);
+	return f;
+}
+
 uint64_t sl__store_checkpoint(struct sl_store *s)
 {
 	pthread_rwlock_rdlock(&s->lock);
@@ -412,6 +724,7 @@ static int reload_stocks(struct sl_store *s)
 {
 	if (!s->ver->checkpoint_seq)
 		return 0;
+	uint64_t bad = 0;
 	for (uint32_t l = 0; l < 65536; l++) {
 		uint8_t k[SL_KEY_MAX_LEN];
 		size_t kl = sl__key_stock(k, (uint16_t)l);
@@ -420,6 +733,15 @@ static int reload_stocks(struct sl_store *s)
 		int r = table_get(s, s->ver, k, kl, decode_stock, &q);
 		if (r == SL_ENOTFOUND)
 			continue;
+		if (r == SL_ECORRUPT || r == -ENOENT) {
+			/* A damaged or missing table: this stock stays in the tables, where a query
+			 * gets the error; the rest of the store opens. */
+			if (!bad++)
+				fprintf(stderr, "sluice: store: %s: stock %u cannot be read back from "
+					"the tables (%s); serving the rest\n", s->dir, l,
+					sl_strerror(r));
+			continue;
+		}
 		if (r == 0)
 			r = sl__memtable_put_stock(s->mt, &st);
 		if (r < 0)
@@ -439,6 +761,8 @@ int sl__store_open(const struct sl_store_config *cfg, struct sl_store **out)
 	pthread_rwlock_init(&s->lock, NULL);
 	pthread_mutex_init(&s->fmu, NULL);
 	pthread_cond_init(&s->fcv, NULL);
+	pthread_mutex_init(&s->cmu, NULL);
+	pthread_cond_init(&s->ccv, NULL);
 	s->resolver = (struct sl_memtable_resolver){ resolve_order, resolve_trade, s };
 	int r = sl__manifest_open(cfg->os, cfg->accel, s->dir, cfg->rdonly, &s->man);
 	if (r)
@@ -453,6 +777,25 @@ int sl__store_open(const struct sl_store_config *cfg, struct sl_store **out)
 	}
 	if (r < 0)
 		goto out_close;
+	if (!cfg->rdonly) {
+		/* Level 1 holds a few flushes' worth; output tables are a fraction of a flush. */
+		uint64_t mb = cfg->memtable_bytes ? cfg->memtable_bytes : 256ull << 20;
+		uint64_t tb = mb / 2;
+		tb = tb < (256u << 10) ? 256u << 10 : tb > (64ull << 20) ? 64ull << 20 : tb;
+		struct sl_compact_config cc = {
+			.os = cfg->os,
+			.accel = cfg->accel,
+			.dir = s->dir,
+			.no_sync = cfg->no_sync,
+			.stop = &s->stop,
+			.l0_trigger = cfg->l0_trigger,
+			.base_bytes = cfg->base_bytes ? cfg->base_bytes
+				: mb * 2 < (4u << 20) ? 4u << 20 : mb * 2,
+			.table_bytes = cfg->table_bytes ? cfg->table_bytes : tb,
+		};
+		if ((r = sl__compactor_new(&cc, &s->compactor)))
+			goto out_close;
+	}
 	if ((r = sl__memtable_new(cfg->os, cfg->expected_orders, &s->mt)))
 		goto out_close;
 	sl__memtable_set_resolver(s->mt, &s->resolver);
@@ -476,6 +819,9 @@ int sl__store_start(struct sl_store *s, struct sl_log *log)
 	if (pthread_create(&s->flusher, NULL, flusher_main, s))
 		return -EAGAIN;
 	s->flusher_running = 1;
+	if (pthread_create(&s->compacter, NULL, compacter_main, s))
+		return -EAGAIN;
+	s->compacter_running = 1;
 	return 0;
 }
 
@@ -483,13 +829,16 @@ void sl__store_close(struct sl_store *s)
 {
 	if (!s)
 		return;
-	if (s->flusher_running) {
-		pthread_mutex_lock(&s->fmu);
-		s->stop = 1;
-		pthread_cond_broadcast(&s->fcv);
-		pthread_mutex_unlock(&s->fmu);
+	pthread_mutex_lock(&s->fmu);
+	__atomic_store_n(&s->stop, 1, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(&s->fcv);
+	pthread_cond_broadcast(&s->ccv);
+	pthread_mutex_unlock(&s->fmu);
+	if (s->flusher_running)
 		pthread_join(s->flusher, NULL);
-	}
+	if (s->compacter_running)
+		pthread_join(s->compacter, NULL);
+	sl__compactor_free(s->compactor);
 	for (size_t i = 0; i < s->nimm; i++)
 		sl__memtable_free(s->imm[i].mt);
 	sl__memtable_free(s->mt);
@@ -500,6 +849,8 @@ void sl__store_close(struct sl_store *s)
 	pthread_rwlock_destroy(&s->lock);
 	pthread_mutex_destroy(&s->fmu);
 	pthread_cond_destroy(&s->fcv);
+	pthread_mutex_destroy(&s->cmu);
+	pthread_cond_destroy(&s->ccv);
 	free(s);
 }
 
@@ -511,10 +862,23 @@ void sl__store_get_stats(struct sl_store *s, struct sl_store_stats *out)
 	out->flushes = __atomic_load_n(&s->st.flushes, __ATOMIC_RELAXED);
 	out->flush_errors = __atomic_load_n(&s->st.flush_errors, __ATOMIC_RELAXED);
 	out->flushed_bytes = __atomic_load_n(&s->st.flushed_bytes, __ATOMIC_RELAXED);
+	out->compactions = __atomic_load_n(&s->st.compactions, __ATOMIC_RELAXED);
+	out->compaction_errors = __atomic_load_n(&s->st.compaction_errors, __ATOMIC_RELAXED);
+	out->compacted_read_bytes = __atomic_load_n(&s->st.compacted_read_bytes, __ATOMIC_RELAXED);
+	out->compacted_bytes = __atomic_load_n(&s->st.compacted_bytes, __ATOMIC_RELAXED);
+	out->compaction_dropped = __atomic_load_n(&s->st.compaction_dropped, __ATOMIC_RELAXED);
+	out->compaction_running = __atomic_load_n(&s->st.compaction_running, __ATOMIC_RELAXED);
+	out->events_retired_tables =
+		__atomic_load_n(&s->st.events_retired_tables, __ATOMIC_RELAXED);
+	out->events_retired_bytes = __atomic_load_n(&s->st.events_retired_bytes, __ATOMIC_RELAXED);
+	sl__tables_bloom_stats(s->tc, &out->bloom_probes, &out->bloom_negatives,
+			       &out->bloom_false_positives);
 	pthread_rwlock_rdlock(&s->lock);
 	out->immutables = s->nimm;
 	if (s->ver) {
 		out->checkpoint_seq = s->ver->checkpoint_seq;
+		if (s->ver->n[SL_EVENT_LEVEL])
+			out->first_event_seq = s->ver->tables[SL_EVENT_LEVEL][0].min_seq;
 		for (int l = 0; l < SL_LEVELS && l < 8; l++) {
 			for (size_t i = 0; i < s->ver->n[l]; i++) {
 				out->levels_tables[l]++;
@@ -525,6 +889,25 @@ void sl__store_get_stats(struct sl_store *s, struct sl_store_stats *out)
 		}
 	}
 	pthread_rwlock_unlock(&s->lock);
+}
+
+int sl__store_probe(const struct sl_os *os, struct sl_accel *accel, const char *dir,
+		    uint64_t *checkpoint, char *path, size_t cap, uint64_t *torn_off)
+{
+	struct sl_manifest *m;
+	int r = sl__manifest_open(os, accel, dir, 1, &m);
+	if (r)
+		return r;
+	struct sl_version *v = sl__manifest_acquire(m);
+	*checkpoint = v->checkpoint_seq;
+	sl__manifest_release(m, v);
+	const char *p = sl__manifest_path(m);
+	snprintf(path, cap, "%s", p ? p : "");
+	*torn_off = sl__manifest_torn_off(m);
+	if (!*torn_off)
+		*torn_off = sl__manifest_file_bytes(m); /* edits lost after its clean end */
+	sl__manifest_close(m);
+	return 0;
 }
 
 int sl__store_verify(const struct sl_os *os, struct sl_accel *accel, const char *dir, char *path,
@@ -555,4 +938,328 @@ int sl__store_verify(const struct sl_os *os, struct sl_accel *accel, const char 
 	sl__manifest_release(m, v);
 	sl__manifest_close(m);
 	return r;
+}
+
+/* ---- Scans ---------------------------------------------------------------------------------- */
+
+/* A scan merges the memtables' records of one stock (collected at open, newest layer first,
+ * one per key) with iterators over every state table of the version at open whose range
+ * overlaps the scan's keys (handles taken at open, so flushes and compactions change nothing it
+ * returns). Sources are in priority order: the memtable part, level 0 newest first, then deeper
+ * levels; the newest source holding a key answers for it. */
+struct scan_src {
+	struct sl_sst *h;
+	struct sl_sst_iter *it;
+	int have, done;
+	const uint8_t *key, *val;
+	size_t klen, vlen;
+	uint32_t flags;
+};
+
+struct mem_rec {
+	uint8_t key[SL_KEY_MAX_LEN];
+	uint32_t layer;
+	union {
+		struct sl_order o;
+		struct sl_trade t;
+	} u;
+};
+
+struct sl_store_scan {
+	struct sl_store *s;
+	int kind;
+	uint16_t locate;
+	uint64_t from, to;
+	uint8_t lo[SL_KEY_MAX_LEN], hi[SL_KEY_MAX_LEN];
+	size_t klen;
+	struct mem_rec *mem;
+	size_t nmem, mem_cap, mpos;
+	uint32_t layer; /* while collecting */
+	int err;        /* while collecting */
+	struct scan_src *src;
+	size_t nsrc;
+	uint8_t cur[SL_SST_MAX_KEY]; /* the key scan_step settled */
+	size_t cur_len;
+};
+
+static int in_time(const struct sl_store_scan *c, uint64_t ts)
+{
+	return ts >= c->from && (!c->to || ts <= c->to);
+}
+
+static struct mem_rec *mem_push(struct sl_store_scan *c)
+{
+	if (c->nmem == c->mem_cap) {
+		size_t cap = c->mem_cap ? c->mem_cap * 2 : 256;
+		struct mem_rec *m = realloc(c->mem, cap * sizeof(*m));
+		if (!m) {
+			c->err = -ENOMEM;
+			return NULL;
+		}
+		c->mem = m;
+		c->mem_cap = cap;
+	}
+	struct mem_rec *m = &c->mem[c->nmem++];
+	memset(m->key, 0, sizeof(m->key));
+	return m;
+}
+
+static int scan_collect_order(void *arg, const struct sl_order *o)
+{
+	struct sl_store_scan *c = arg;
+	if (!in_time(c, o->added_ts))
+		return 0; /* added_ts never changes: no version of this key is in range */
+	struct mem_rec *m = mem_push(c);
+	if (!m)
+		return c->err;
+	sl__key_order(m->key, o->locate, o->ref);
+	m->layer = c->layer;
+	m->u.o = *o;
+	return 0;
+}
+
+static int scan_collect_trade(void *arg, const struct sl_trade *t)
+{
+	struct sl_store_scan *c = arg;
+	if (!in_time(c, t->ts))
+		return 0;
+	struct mem_rec *m = mem_push(c);
+	if (!m)
+		return c->err;
+	sl__key_trade(m->key, t->match);
+	m->layer = c->layer;
+	m->u.t = *t;
+	return 0;
+}
+
+static int mem_cmp(const void *a, const void *b)
+{
+	const struct mem_rec *x = a, *y = b;
+	int k = memcmp(x->key, y->key, SL_KEY_MAX_LEN);
+	if (k)
+		return k;
+	return x->layer < y->layer ? -1 : x->layer > y->layer;
+}
+
+static int collect_layer(struct sl_store_scan *c, struct sl_memtable *m)
+{
+	if (c->kind == SL_SCAN_ORDERS)
+		return sl__memtable_scan_orders(m, c->locate, scan_collect_order, c);
+	return sl__memtable_scan_trades(m, c->locate, scan_collect_trade, c);
+}
+
+static int scan_add_table(struct sl_store_scan *c, const struct sl_table_info *t)
+{
+	if (memcmp(t->largest, c->lo, t->largest_len < c->klen ? t->largest_len : c->klen) < 0 ||
+	    memcmp(t->smallest, c->hi, t->smallest_len < c->klen ? t->smallest_len : c->klen) > 0)
+		return 0;
+	struct scan_src *src = &c->src[c->nsrc];
+	memset(src, 0, sizeof(*src));
+	int r = sl__tables_get(c->s->tc, t->file_no, &src->h);
+	if (r)
+		return r;
+	if ((r = sl__sst_iter_new(src->h, &src->it))) {
+		sl__tables_put(c->s->tc, src->h);
+		return r;
+	}
+	c->nsrc++;
+	r = sl__sst_iter_seek(src->it, c->lo, c->klen);
+	if (r)
+		src->done = 1; /* reported at the first next */
+	return r == SL_ECORRUPT ? 0 : r;
+}
+
+int sl__store_scan_open(struct sl_store *s, int kind, uint16_t locate, uint64_t from,
+			uint64_t to, struct sl_store_scan **out)
+{
+	*out = NULL;
+	if (kind != SL_SCAN_ORDERS && kind != SL_SCAN_TRADES)
+		return -EINVAL;
+	struct sl_store_scan *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->s = s;
+	c->kind = kind;
+	c->locate = locate;
+	c->from = from;
+	c->to = to;
+	if (kind == SL_SCAN_ORDERS) {
+		c->klen = sl__key_order(c->lo, locate, 0);
+		sl__key_order(c->hi, locate, UINT64_MAX);
+	} else {
+		c->klen = sl__key_trade(c->lo, 0);
+		sl__key_trade(c->hi, UINT64_MAX);
+	}
+	int r = 0;
+	pthread_rwlock_rdlock(&s->lock);
+	c->layer = 0;
+	r = collect_layer(c, s->mt);
+	for (size_t i = s->nimm; !r && i-- > 0;) {
+		c->layer++;
+		r = collect_layer(c, s->imm[i].mt);
+	}
+	if (!r && s->ver) {
+		size_t total = 0;
+		for (int l = 0; l < SL_EVENT_LEVEL; l++)
+			total += s->ver->n[l];
+		c->src = calloc(total ? total : 1, sizeof(*c->src));
+		if (!c->src)
+			r = -ENOMEM;
+		for (int l = 0; !r && l < SL_EVENT_LEVEL; l++)
+			for (size_t i = 0; !r && i < s->ver->n[l]; i++)
+				r = scan_add_table(c, &s->ver->tables[l][i]);
+	}
+	pthread_rwlock_unlock(&s->lock);
+	if (r) {
+		sl__store_scan_close(c);
+		return r;
+	}
+	/* One record per key, the newest layer's. */
+	if (c->nmem)
+		qsort(c->mem, c->nmem, sizeof(*c->mem), mem_cmp);
+	size_t w = 0;
+	for (size_t i = 0; i < c->nmem; i++)
+		if (!w || memcmp(c->mem[w - 1].key, c->mem[i].key, SL_KEY_MAX_LEN))
+			c->mem[w++] = c->mem[i];
+	c->nmem = w;
+	*out = c;
+	return 0;
+}
+
+/* Load the current entry of a table source; 0, or SL_ECORRUPT (the source is then done). */
+static int src_fill(struct sl_store_scan *c, struct scan_src *src)
+{
+	if (src->have || src->done)
+		return 0;
+	int r = sl__sst_iter_next(src->it, &src->key, &src->klen, &src->val, &src->vlen,
+				  &src->flags);
+	if (r == 0 && memcmp(src->key, c->hi, src->klen < c->klen ? src->klen : c->klen) > 0)
+		r = SL_EEND;
+	if (r == 0) {
+		src->have = 1;
+		return 0;
+	}
+	src->done = 1;
+	if (r == SL_EEND)
+		return 0;
+	fprintf(stderr, "sluice: store: scan: %s: %s (the scan skips the rest of this table)\n",
+		sl__sst_path(src->h), sl_strerror(r));
+	return r;
+}
+
+static int key_cmp_n(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+	size_t n = alen < blen ? alen : blen;
+	int c = memcmp(a, b, n);
+	return c ? c : (alen > blen) - (alen < blen);
+}
+
+/* The next record in key order, newest version, deletions skipped: 0 with *from_mem set to
+ * the memtable record or *val and *vlen to a table value; SL_EEND; SL_ECORRUPT. */
+static int scan_step(struct sl_store_scan *c, const struct mem_rec **from_mem, const uint8_t **val,
+		     size_t *vlen)
+{
+	for (;;) {
+		for (size_t i = 0; i < c->nsrc; i++) {
+			int r = src_fill(c, &c->src[i]);
+			if (r)
+				return r;
+		}
+		const uint8_t *min = NULL;
+		size_t min_len = 0;
+		if (c->mpos < c->nmem) {
+			min = c->mem[c->mpos].key;
+			min_len = c->klen;
+		}
+		for (size_t i = 0; i < c->nsrc; i++) {
+			struct scan_src *src = &c->src[i];
+			if (src->have && (!min || key_cmp_n(src->key, src->klen, min, min_len) < 0)) {
+				min = src->key;
+				min_len = src->klen;
+			}
+		}
+		if (!min)
+			return SL_EEND;
+		/* The newest source with this key answers; every source moves past it. */
+		uint8_t *key = c->cur;
+		memcpy(key, min, min_len);
+		c->cur_len = min_len;
+		*from_mem = NULL;
+		*val = NULL;
+		int found = 0, deleted = 0;
+		if (c->mpos < c->nmem && !key_cmp_n(c->mem[c->mpos].key, c->klen, key, min_len)) {
+			*from_mem = &c->mem[c->mpos++];
+			found = 1;
+		}
+		for (size_t i = 0; i < c->nsrc; i++) {
+			struct scan_src *src = &c->src[i];
+			if (!src->have || key_cmp_n(src->key, src->klen, key, min_len))
+				continue;
+			if (!found) {
+				found = 1;
+				deleted = (src->flags & SL_SST_TOMBSTONE) && src->vlen == 0;
+				*val = src->val;
+				*vlen = src->vlen;
+			}
+			src->have = 0;
+		}
+		if (!deleted)
+			return 0;
+	}
+}
+
+int sl__store_scan_next(struct sl_store_scan *c, void *out)
+{
+	for (;;) {
+		const struct mem_rec *m;
+		const uint8_t *val;
+		size_t vlen = 0;
+		int r = scan_step(c, &m, &val, &vlen);
+		if (r)
+			return r;
+		if (c->kind == SL_SCAN_ORDERS) {
+			struct sl_order *o = out;
+			if (m) {
+				*o = m->u.o;
+			} else {
+				uint64_t ref;
+				uint16_t loc;
+				if (sl__key_parse(c->cur, c->cur_len, &ref, &loc) != SL_KEY_ORDER)
+					return SL_ECORRUPT;
+				if ((r = sl__val_order_decode(val, vlen, loc, ref, o)))
+					return r;
+			}
+			if (in_time(c, o->added_ts))
+				return 0;
+		} else {
+			struct sl_trade *t = out;
+			uint64_t match;
+			if (m)
+				*t = m->u.t;
+			else if (sl__key_parse(c->cur, c->cur_len, &match, NULL) != SL_KEY_TRADE)
+				return SL_ECORRUPT;
+			else if ((r = sl__val_trade_decode(val, vlen, match, t)))
+				return r;
+			if (t->locate == c->locate && in_time(c, t->ts))
+				return 0;
+		}
+	}
+}
+
+int sl__store_scan_kind(const struct sl_store_scan *c)
+{
+	return c->kind;
+}
+
+void sl__store_scan_close(struct sl_store_scan *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->nsrc; i++) {
+		sl__sst_iter_free(c->src[i].it);
+		sl__tables_put(c->s->tc, c->src[i].h);
+	}
+	free(c->src);
+	free(c->mem);
+	free(c);
 }

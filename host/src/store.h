@@ -22,12 +22,22 @@ struct sl_store_config {
 	int no_sync;
 	uint64_t memtable_bytes;  /* rotate past this much record memory; 0 = never */
 	uint64_t expected_orders; /* sizing of each memtable */
+	int compaction;           /* run background compaction */
+	uint32_t l0_trigger;      /* compaction tuning (0: defaults, see compact.h; base and
+				     table sizes default from memtable_bytes) */
+	uint64_t base_bytes, table_bytes;
+	uint64_t event_retain_bytes, event_retain_secs; /* 0: keep all */
 };
 
 struct sl_store_stats {
 	uint64_t checkpoint_seq;
 	uint64_t tables, table_bytes, levels_tables[8], levels_bytes[8];
 	uint64_t rotations, rotate_waits, flushes, flush_errors, flushed_bytes, immutables;
+	uint64_t compactions, compaction_errors, compacted_read_bytes, compacted_bytes;
+	uint64_t compaction_dropped, compaction_running;
+	uint64_t events_retired_tables, events_retired_bytes;
+	uint64_t bloom_probes, bloom_negatives, bloom_false_positives;
+	uint64_t first_event_seq; /* the oldest sequence event tables still hold (0: none) */
 };
 
 struct sl_store;
@@ -35,10 +45,14 @@ struct sl_store;
 /* Open the manifest and the table cache (removing tables a crash left unlisted unless rdonly)
  * and make an empty active memtable whose resolver looks through the tables. */
 int sl__store_open(const struct sl_store_config *cfg, struct sl_store **out);
-/* Start the flush thread over this log (not in rdonly). */
+/* Start the flush and compaction threads over this log (not in rdonly). */
 int sl__store_start(struct sl_store *s, struct sl_log *log);
 /* Stop the flush thread (immutables not flushed yet stay in the log), free everything. */
 void sl__store_close(struct sl_store *s);
+
+/* The oldest sequence still held (event tables, else the log after the checkpoint): retention
+ * drops history before it. */
+uint64_t sl__store_first_seq(struct sl_store *s);
 
 /* Every record <= this is in tables; the log is replayed after it. */
 uint64_t sl__store_checkpoint(struct sl_store *s);
@@ -69,6 +83,35 @@ int sl__store_events_next(struct sl_store_events *c, uint64_t *seq, uint32_t *ki
 void sl__store_events_close(struct sl_store_events *c);
 
 void sl__store_get_stats(struct sl_store *s, struct sl_store_stats *out);
+
+/* Rotate the active memtable at the next apply whatever its size (any thread; the applier
+ * acts on it), then wait until nothing waits for a flush and the checkpoint reached seq. */
+void sl__store_request_rotate(struct sl_store *s);
+int sl__store_wait_flushed(struct sl_store *s, uint64_t seq);
+
+/* Full compaction of every state table present now (waits for it; background compactions
+ * wait meanwhile). 0 or the first error (the store stays as it was). */
+int sl__store_compact(struct sl_store *s);
+
+/* Scans of one stock's orders or trades in a time range (sluice.h's sl_scan_*): tables of the
+ * version at open (handles held), memtables as collected at open. next fills a struct sl_order
+ * or sl_trade by kind: 0, SL_EEND, SL_ECORRUPT (the damaged table is skipped afterwards). */
+struct sl_store_scan;
+int sl__store_scan_open(struct sl_store *s, int kind, uint16_t locate, uint64_t from,
+			uint64_t to, struct sl_store_scan **out);
+int sl__store_scan_next(struct sl_store_scan *c, void *out);
+int sl__store_scan_kind(const struct sl_store_scan *c);
+void sl__store_scan_close(struct sl_store_scan *c);
+
+/* Batched order lookups, newest state first: rc[i] and out[i] per key. */
+void sl__store_get_orders(struct sl_store *s, size_t n, const uint16_t *locates,
+			  const uint64_t *refs, struct sl_order *out, int *rc);
+
+/* Read dir's manifest without changing anything: the checkpoint it records, its path, and where
+ * edits after it would have been lost (a torn last edit's offset, else the file's end). 0 or the
+ * open's error. */
+int sl__store_probe(const struct sl_os *os, struct sl_accel *accel, const char *dir,
+		    uint64_t *checkpoint, char *path, size_t cap, uint64_t *torn_off);
 
 /* Check the manifest and every table of dir. 0, or SL_ECORRUPT (or -errno) with the first bad
  * file and offset. *tables counts the tables checked. */

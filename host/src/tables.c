@@ -38,7 +38,16 @@ struct sl_tables {
 	struct entry *map;
 	size_t cap, n; /* cap is a power of two; n used slots, at most cap / 2 */
 	uint64_t handles;
+	/* Bloom answers seen by lookups (__atomic, relaxed): probes, "certainly absent", and
+	 * "maybe" answers whose table did not hold the key. */
+	uint64_t bloom_probes, bloom_negatives, bloom_false_pos;
 };
+
+static void count_add(uint64_t *c, uint64_t v)
+{
+	if (v)
+		__atomic_add_fetch(c, v, __ATOMIC_RELAXED);
+}
 
 /* ---- The map ------------------------------------------------------------------------------ */
 
@@ -367,7 +376,23 @@ void sl__tables_stats(struct sl_tables *tc, size_t *open, uint64_t *handles)
 	pthread_mutex_unlock(&tc->mu);
 }
 
+void sl__tables_bloom_stats(struct sl_tables *tc, uint64_t *probes, uint64_t *negatives,
+			    uint64_t *false_pos)
+{
+	*probes = __atomic_load_n(&tc->bloom_probes, __ATOMIC_RELAXED);
+	*negatives = __atomic_load_n(&tc->bloom_negatives, __ATOMIC_RELAXED);
+	*false_pos = __atomic_load_n(&tc->bloom_false_pos, __ATOMIC_RELAXED);
+}
+
 /* ---- Lookups ------------------------------------------------------------------------------ */
+
+/* An entry is the answer unless it is a deletion: a tombstone without a value. A tombstone
+ * with a value is a final state (an order fully executed, cancelled, deleted or replaced):
+ * still the answer until compaction drops it at the bottom level. */
+static int is_deletion(uint32_t flags, size_t vlen)
+{
+	return (flags & SL_SST_TOMBSTONE) && vlen == 0;
+}
 
 /* memcmp order, a prefix first: the order of sst and manifest keys. */
 static int key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
@@ -413,12 +438,16 @@ static int table_lookup(struct sl_tables *tc, const struct sl_table_info *ti, co
 	int r = sl__tables_get(tc, ti->file_no, &t);
 	if (r < 0)
 		return r;
+	count_add(&tc->bloom_probes, 1);
 	if (!sl__sst_may_contain(t, hash)) {
+		count_add(&tc->bloom_negatives, 1);
 		sl__tables_put(tc, t);
 		return SL_ENOTFOUND;
 	}
 	r = sl__sst_get(t, key, klen, val, vlen, flags);
 	if (r < 0) {
+		if (r == SL_ENOTFOUND)
+			count_add(&tc->bloom_false_pos, 1);
 		sl__tables_put(tc, t);
 		return r;
 	}
@@ -444,7 +473,7 @@ int sl__tables_lookup(struct sl_tables *tc, const struct sl_version *v, const ui
 		if (ti)
 			r = table_lookup(tc, ti, key, klen, hash, val, vlen, flags, holder);
 	}
-	if (r == 0 && (*flags & SL_SST_TOMBSTONE)) {
+	if (r == 0 && is_deletion(*flags, *vlen)) {
 		sl__tables_put(tc, *holder);
 		*holder = NULL;
 		r = SL_ENOTFOUND;
@@ -490,17 +519,21 @@ static void group_lookup(struct chunk *c, const struct sl_table_info *ti, const 
 	for (size_t j = 0; j < ns; j++)
 		h[j] = c->hashes[sel[j]];
 	bloom_probe(t, h, ns, may);
-	uint64_t held = 0;
+	uint64_t held = 0, neg = 0, fp = 0;
 	for (size_t j = 0; j < ns; j++) {
-		if (!may[j])
+		if (!may[j]) {
+			neg++;
 			continue;
+		}
 		uint8_t k = sel[j];
 		struct sl_tables_result *res = &c->res[k];
 		r = sl__sst_get(t, c->keys[k], c->klens[k], &res->val, &res->vlen, &res->flags);
-		if (r == SL_ENOTFOUND)
+		if (r == SL_ENOTFOUND) {
+			fp++;
 			continue;
+		}
 		c->done[k] = 1;
-		if (r == 0 && !(res->flags & SL_SST_TOMBSTONE)) {
+		if (r == 0 && !is_deletion(res->flags, res->vlen)) {
 			res->rc = 0;
 			res->holder = t;
 			held++;
@@ -511,6 +544,9 @@ static void group_lookup(struct chunk *c, const struct sl_table_info *ti, const 
 			res->flags = 0;
 		}
 	}
+	count_add(&c->tc->bloom_probes, ns);
+	count_add(&c->tc->bloom_negatives, neg);
+	count_add(&c->tc->bloom_false_pos, fp);
 	/* The get gave one handle: keep one per key answered from this table. */
 	if (held == 0)
 		sl__tables_put(c->tc, t);
@@ -723,6 +759,15 @@ static int verify_one(struct sl_tables *tc, const struct sl_table_info *ti,
 		d->what = r == -ENOENT	     ? "table file missing"
 			  : r == SL_ECORRUPT ? "table does not open: damaged footer, index or bloom"
 					     : "table does not open";
+		/* Open it once more, uncached, to learn where it is damaged. */
+		const char *what = NULL;
+		uint64_t off = 0;
+		if (r == SL_ECORRUPT &&
+		    sl__sst_open_report(tc->os, tc->accel, d->path, &off, &what) == SL_ECORRUPT) {
+			d->off = off;
+			if (what)
+				d->what = what;
+		}
 		return 1;
 	}
 	uint64_t off = 0;

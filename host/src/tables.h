@@ -51,13 +51,18 @@ void sl__tables_forget(struct sl_tables *tc, uint64_t file_no);
 size_t sl__tables_trim(struct sl_tables *tc, const struct sl_version *v);
 /* Tables open and handles out (tests and stats). Thread-safe. */
 void sl__tables_stats(struct sl_tables *tc, size_t *open, uint64_t *handles);
+/* What the lookups' bloom probes said so far: probes, "certainly absent" answers, and "maybe"
+ * answers whose table did not hold the key (false positives). Thread-safe. */
+void sl__tables_bloom_stats(struct sl_tables *tc, uint64_t *probes, uint64_t *negatives,
+			    uint64_t *false_pos);
 
 /* Point lookup of key (hash = sl__bloom_hash(key, klen)) through v: level 0 newest first
  * (tables whose key range holds the key), then at most one table per level >= 1, by binary
  * search on the key ranges. Each table's bloom is asked first. 0 with *val (vlen bytes, pointing
  * into the holder's mapping) and *flags, and *holder set: the caller gives it back with
  * sl__tables_put, and *val stays valid until then. SL_ENOTFOUND when no table has the key or the
- * newest entry is a tombstone. SL_ECORRUPT when a table that had to be read has a damaged block,
+ * newest entry is a deletion (a tombstone without a value; a tombstone with a value is a final
+ * state, answered like any entry: compaction drops it at the bottom level). SL_ECORRUPT when a table that had to be read has a damaged block,
  * and the open error (-ENOENT, SL_ECORRUPT, ...) of one that does not open: an error is returned
  * rather than an older value the damaged table might hide. -EINVAL for a bad key length. On any
  * return but 0, *holder is NULL. Thread-safe. */

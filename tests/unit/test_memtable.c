@@ -611,6 +611,634 @@ static void test_apply_resolver_loads_older_state(void **state)
 	sl__memtable_free(old);
 }
 
+/* ---- Per-stock scans ------------------------------------------------------------------------ */
+
+/* What the scans return, collected. stop_after > 0 makes the callback return stop_ret on that
+ * call. */
+struct got {
+	struct sl_order *orders;
+	struct sl_trade *trades;
+	size_t n, cap, stop_after;
+	int stop_ret;
+};
+
+static void got_init(struct got *g, size_t cap)
+{
+	memset(g, 0, sizeof(*g));
+	g->orders = calloc(cap, sizeof(*g->orders));
+	g->trades = calloc(cap, sizeof(*g->trades));
+	assert_non_null(g->orders);
+	assert_non_null(g->trades);
+	g->cap = cap;
+}
+
+static void got_release(struct got *g)
+{
+	free(g->orders);
+	free(g->trades);
+}
+
+static int got_order(void *arg, const struct sl_order *o)
+{
+	struct got *g = arg;
+	assert_true(g->n < g->cap);
+	g->orders[g->n++] = *o;
+	return g->n == g->stop_after ? g->stop_ret : 0;
+}
+
+static int got_trade(void *arg, const struct sl_trade *t)
+{
+	struct got *g = arg;
+	assert_true(g->n < g->cap);
+	g->trades[g->n++] = *t;
+	return g->n == g->stop_after ? g->stop_ret : 0;
+}
+
+static size_t scan_orders(struct sl_memtable *m, uint16_t locate, struct got *g)
+{
+	g->n = 0;
+	assert_int_equal(sl__memtable_scan_orders(m, locate, got_order, g), 0);
+	return g->n;
+}
+
+static size_t scan_trades(struct sl_memtable *m, uint16_t locate, struct got *g)
+{
+	g->n = 0;
+	assert_int_equal(sl__memtable_scan_trades(m, locate, got_trade, g), 0);
+	return g->n;
+}
+
+/* A generated mix of every message that creates or changes records, and the reference the test
+ * keeps of it: every order and trade record created, in creation order. */
+struct key {
+	uint16_t locate;
+	uint64_t id; /* order reference or match number */
+};
+
+struct mix {
+	struct key *orders, *trades;
+	size_t norders, ntrades, cap;
+	uint64_t rnd, ref, match, seq;
+};
+
+static const uint16_t mix_locates[] = { 1, 2, 3, 4, 5, 900, 65535 };
+#define MIX_NLOCATES (sizeof(mix_locates) / sizeof(mix_locates[0]))
+
+static uint64_t next_rnd(struct mix *x)
+{
+	x->rnd ^= x->rnd << 13;
+	x->rnd ^= x->rnd >> 7;
+	x->rnd ^= x->rnd << 17;
+	return x->rnd;
+}
+
+static void mix_init(struct mix *x, size_t cap, uint64_t seed)
+{
+	memset(x, 0, sizeof(*x));
+	x->orders = calloc(cap, sizeof(*x->orders));
+	x->trades = calloc(cap, sizeof(*x->trades));
+	assert_non_null(x->orders);
+	assert_non_null(x->trades);
+	x->cap = cap;
+	x->rnd = seed;
+}
+
+static void mix_release(struct mix *x)
+{
+	free(x->orders);
+	free(x->trades);
+}
+
+/* A fresh key: every 50th goes past 48 bits (the tables' rare path). */
+static uint64_t fresh_id(uint64_t *counter)
+{
+	++*counter;
+	return *counter % 50 ? *counter : *counter | 1ull << 50;
+}
+
+static void mix_order(struct mix *x, uint16_t locate, uint64_t ref)
+{
+	assert_true(x->norders < x->cap);
+	x->orders[x->norders++] = (struct key){ locate, ref };
+}
+
+static void mix_trade(struct mix *x, uint16_t locate, uint64_t match)
+{
+	assert_true(x->ntrades < x->cap);
+	x->trades[x->ntrades++] = (struct key){ locate, match };
+}
+
+static struct sl_itch_msg print_trade(uint16_t locate, uint64_t match, uint32_t shares)
+{
+	struct sl_itch_msg p = { .type = 'P', .locate = locate, .timestamp = 20000 + match };
+	p.u.trade.ref = 0;
+	p.u.trade.side = 'B';
+	p.u.trade.shares = shares;
+	p.u.trade.price = 4242;
+	memcpy(p.u.trade.stock, "PRNT    ", 8);
+	p.u.trade.match = match;
+	return p;
+}
+
+static void apply_mix(struct sl_memtable *m, struct mix *x, int n)
+{
+	for (int i = 0; i < n; i++) {
+		uint64_t k = next_rnd(x) % 100;
+		const struct key *o = x->norders ? &x->orders[next_rnd(x) % x->norders] : NULL;
+		uint16_t l = mix_locates[next_rnd(x) % MIX_NLOCATES];
+		if (k < 35 || !o) { /* A or F: a new order */
+			uint64_t ref = fresh_id(&x->ref);
+			char side = k & 1 ? 'B' : 'S';
+			uint32_t shares = 100 + (uint32_t)k * 10;
+			struct sl_itch_msg a = add(l, ref, side, shares, (uint32_t)ref, "MIX");
+			if (k & 2) {
+				a.type = 'F';
+				memcpy(a.u.add_order.mpid, "MIXX", 4);
+			}
+			apply(m, a, ++x->seq);
+			mix_order(x, l, ref);
+		} else if (k < 50) { /* E or C on a known order (open or not): a new trade */
+			uint64_t match = fresh_id(&x->match);
+			struct sl_itch_msg e = exec(o->locate, o->id, 40, match);
+			if (k & 1) {
+				e.type = 'C';
+				e.u.executed.printable = 'Y';
+				e.u.executed.price = 31337;
+			}
+			apply(m, e, ++x->seq);
+			mix_trade(x, o->locate, match);
+		} else if (k < 60) {
+			apply(m, cancel(o->locate, o->id, 30), ++x->seq);
+		} else if (k < 65) {
+			apply(m, del(o->locate, o->id), ++x->seq);
+		} else if (k < 75) { /* U: a new order replacing a known one */
+			struct sl_itch_msg u = { .type = 'U', .locate = o->locate };
+			u.u.replace.orig_ref = o->id;
+			u.u.replace.new_ref = fresh_id(&x->ref);
+			u.u.replace.shares = 77;
+			u.u.replace.price = 88;
+			apply(m, u, ++x->seq);
+			mix_order(x, o->locate, u.u.replace.new_ref);
+		} else if (k < 83) { /* P: a new trade */
+			uint64_t match = fresh_id(&x->match);
+			apply(m, print_trade(l, match, 10), ++x->seq);
+			mix_trade(x, l, match);
+		} else if (k < 90) { /* Q: a new trade */
+			struct sl_itch_msg q = { .type = 'Q', .locate = l, .timestamp = 40000 };
+			q.u.cross_trade.shares = 5000000000ull;
+			memcpy(q.u.cross_trade.stock, "CROSS   ", 8);
+			q.u.cross_trade.price = 100;
+			q.u.cross_trade.match = fresh_id(&x->match);
+			q.u.cross_trade.cross_type = 'C';
+			apply(m, q, ++x->seq);
+			mix_trade(x, l, q.u.cross_trade.match);
+		} else if (k < 95 && x->ntrades) { /* a match number again, same stock: in place */
+			const struct key *t = &x->trades[next_rnd(x) % x->ntrades];
+			apply(m, print_trade(t->locate, t->id, 11), ++x->seq);
+		} else { /* an order nobody knows: counted missing, no record */
+			apply(m, exec(l, (1ull << 40) + (uint64_t)i, 1, fresh_id(&x->match)),
+			      ++x->seq);
+		}
+	}
+}
+
+/* The reference's records of locate, newest first. */
+static size_t expect(const struct key *v, size_t n, uint16_t locate, uint64_t *out)
+{
+	size_t k = 0;
+	for (size_t i = n; i-- > 0;)
+		if (v[i].locate == locate)
+			out[k++] = v[i].id;
+	return k;
+}
+
+/* Every locate's scans are exactly the reference's records, newest first, each as the point
+ * lookups give it. */
+static void check_scans(struct sl_memtable *m, const struct mix *x)
+{
+	struct got g;
+	got_init(&g, x->cap);
+	uint64_t *want = calloc(x->cap, sizeof(*want));
+	assert_non_null(want);
+	size_t orders = 0, trades = 0;
+	const uint16_t unused[] = { 0, 6, 899, 65534 };
+	for (size_t i = 0; i < MIX_NLOCATES + 4; i++) {
+		uint16_t l = i < MIX_NLOCATES ? mix_locates[i] : unused[i - MIX_NLOCATES];
+		size_t n = expect(x->orders, x->norders, l, want);
+		assert_int_equal(scan_orders(m, l, &g), n);
+		for (size_t k = 0; k < n; k++) {
+			struct sl_order o;
+			assert_int_equal(g.orders[k].ref, want[k]);
+			assert_int_equal(g.orders[k].locate, l);
+			assert_int_equal(sl__memtable_get_order(m, l, want[k], &o), 0);
+			assert_memory_equal(&o, &g.orders[k], sizeof(o));
+		}
+		orders += n;
+		n = expect(x->trades, x->ntrades, l, want);
+		assert_int_equal(scan_trades(m, l, &g), n);
+		for (size_t k = 0; k < n; k++) {
+			struct sl_trade t;
+			assert_int_equal(g.trades[k].match, want[k]);
+			assert_int_equal(g.trades[k].locate, l);
+			assert_int_equal(sl__memtable_get_trade(m, want[k], &t), 0);
+			assert_memory_equal(&t, &g.trades[k], sizeof(t));
+		}
+		trades += n;
+	}
+	struct sl_memtable_stats st;
+	sl__memtable_get_stats(m, &st);
+	assert_int_equal(st.orders, orders);
+	assert_int_equal(st.trades, trades);
+	free(want);
+	got_release(&g);
+}
+
+static void test_scan_matches_reference(void **state)
+{
+	(void)state;
+	struct sl_memtable *m = new_mt(); /* sized for 1024: the tables grow under the mix */
+	struct mix x;
+	mix_init(&x, 60000, 0x9e3779b97f4a7c15ull);
+	apply_mix(m, &x, 20000);
+	check_scans(m, &x);
+	/* More of it after a first look: the new records go in front. */
+	apply_mix(m, &x, 30000);
+	check_scans(m, &x);
+	assert_true(x.norders > 15000 && x.ntrades > 10000);
+	mix_release(&x);
+	sl__memtable_free(m);
+}
+
+static void test_scan_callback_stops(void **state)
+{
+	(void)state;
+	struct sl_memtable *m = new_mt();
+	for (uint64_t ref = 1; ref <= 10; ref++) {
+		apply(m, add(4, ref, 'B', 100, 1, "STOP"), ref);
+		apply(m, exec(4, ref, 10, 100 + ref), 100 + ref);
+	}
+	struct got g;
+	got_init(&g, 16);
+	g.stop_after = 3;
+	g.stop_ret = -42;
+	assert_int_equal(sl__memtable_scan_orders(m, 4, got_order, &g), -42);
+	assert_int_equal(g.n, 3);
+	assert_int_equal(g.orders[2].ref, 8);
+	g.n = 0;
+	g.stop_ret = 9;
+	assert_int_equal(sl__memtable_scan_trades(m, 4, got_trade, &g), 9);
+	assert_int_equal(g.n, 3);
+	assert_int_equal(g.trades[2].match, 108);
+	/* Stopping at the last record still returns what the callback said. */
+	g.n = 0;
+	g.stop_after = 10;
+	assert_int_equal(sl__memtable_scan_orders(m, 4, got_order, &g), 9);
+	assert_int_equal(g.n, 10);
+	g.stop_after = 0;
+	assert_int_equal(scan_orders(m, 3, &g), 0);
+	assert_int_equal(scan_trades(m, 5, &g), 0);
+	got_release(&g);
+	sl__memtable_free(m);
+}
+
+static void test_scan_orders_replace_and_reused_ref(void **state)
+{
+	(void)state;
+	struct sl_memtable *m = new_mt();
+	apply(m, add(9, 100, 'S', 200, 500, "RPL"), 1);
+	apply(m, add(9, 7, 'B', 300, 400, "RPL"), 2);
+	struct sl_itch_msg u = { .type = 'U', .locate = 9, .timestamp = 3 };
+	u.u.replace.orig_ref = 100;
+	u.u.replace.new_ref = 101;
+	u.u.replace.shares = 150;
+	u.u.replace.price = 499;
+	apply(m, u, 3);
+	struct got g;
+	got_init(&g, 8);
+	assert_int_equal(scan_orders(m, 9, &g), 3);
+	assert_int_equal(g.orders[0].ref, 101);
+	assert_int_equal(g.orders[0].status, SL_ORDER_OPEN);
+	assert_int_equal(g.orders[0].replaces, 100);
+	assert_int_equal(g.orders[0].shares, 150);
+	assert_int_equal(g.orders[1].ref, 7);
+	assert_int_equal(g.orders[2].ref, 100);
+	assert_int_equal(g.orders[2].status, SL_ORDER_REPLACED);
+	assert_int_equal(g.orders[2].replaced_by, 101);
+	/* A reference number used again for the stock overwrites its order, which keeps its
+	 * place: no second entry. */
+	apply(m, del(9, 7), 4);
+	apply(m, add(9, 7, 'S', 60, 401, "RPL"), 5);
+	assert_int_equal(scan_orders(m, 9, &g), 3);
+	assert_int_equal(g.orders[1].ref, 7);
+	assert_int_equal(g.orders[1].status, SL_ORDER_OPEN);
+	assert_int_equal(g.orders[1].side, 'S');
+	assert_int_equal(g.orders[1].shares, 60);
+	assert_int_equal(g.orders[1].added_seq, 5);
+	/* The same reference under another stock is another order. */
+	apply(m, add(10, 7, 'B', 1, 1, "OTH"), 6);
+	assert_int_equal(scan_orders(m, 9, &g), 3);
+	assert_int_equal(scan_orders(m, 10, &g), 1);
+	struct sl_memtable_stats st;
+	sl__memtable_get_stats(m, &st);
+	assert_int_equal(st.orders, 4);
+	got_release(&g);
+	sl__memtable_free(m);
+}
+
+static void test_scan_after_carry(void **state)
+{
+	(void)state;
+	struct sl_memtable *m = new_mt(), *n = new_mt();
+	struct mix x;
+	mix_init(&x, 30000, 0xdecafbadull);
+	apply_mix(m, &x, 12000);
+	for (size_t i = 0; i < MIX_NLOCATES; i++) {
+		struct sl_itch_msg r = { .type = 'R', .locate = mix_locates[i] };
+		memcpy(r.u.stock_directory.stock, "CARRIED ", 8);
+		r.u.stock_directory.round_lot_size = 100 + (uint32_t)i;
+		apply(m, r, ++x.seq);
+	}
+	assert_int_equal(sl__memtable_carry(m, n), 0);
+	/* The reference for n: the orders of m still open, in the order m created them. */
+	struct mix y;
+	mix_init(&y, x.cap, 1);
+	for (size_t i = 0; i < x.norders; i++) {
+		const struct key *k = &x.orders[i];
+		struct sl_order o;
+		assert_int_equal(sl__memtable_get_order(m, k->locate, k->id, &o), 0);
+		if (o.status == SL_ORDER_OPEN)
+			mix_order(&y, k->locate, k->id);
+	}
+	assert_true(y.norders > 1000 && y.norders < x.norders);
+	check_scans(n, &y);
+	/* Each carried order as it was in m. */
+	struct got g;
+	got_init(&g, x.cap);
+	size_t carried = 0;
+	for (size_t i = 0; i < MIX_NLOCATES; i++) {
+		size_t k = scan_orders(n, mix_locates[i], &g);
+		for (size_t j = 0; j < k; j++) {
+			const struct sl_order *c = &g.orders[j];
+			struct sl_order o;
+			assert_int_equal(sl__memtable_get_order(m, c->locate, c->ref, &o), 0);
+			assert_memory_equal(&o, c, sizeof(o));
+		}
+		carried += k;
+		assert_int_equal(scan_trades(n, mix_locates[i], &g), 0);
+		struct sl_stock a, b;
+		assert_int_equal(sl__memtable_get_stock(m, mix_locates[i], &a), 0);
+		assert_int_equal(sl__memtable_get_stock(n, mix_locates[i], &b), 0);
+		assert_memory_equal(&a, &b, sizeof(a));
+		assert_int_equal(b.round_lot_size, 100 + i);
+	}
+	assert_int_equal(carried, y.norders);
+	/* Later messages on n: new records go in front of the carried ones. */
+	y.ref = x.ref;
+	y.match = x.match;
+	y.seq = x.seq;
+	y.rnd = 0x1234567ull;
+	apply_mix(n, &y, 5000);
+	check_scans(n, &y);
+	got_release(&g);
+	mix_release(&y);
+	mix_release(&x);
+	sl__memtable_free(m);
+	sl__memtable_free(n);
+}
+
+static void test_scan_resolver_loaded_once(void **state)
+{
+	(void)state;
+	struct sl_memtable *old = new_mt(), *m = new_mt();
+	apply(old, add(5, 50, 'S', 400, 77, "OLD"), 1);
+	apply(old, add(5, 51, 'B', 100, 78, "OLD"), 2);
+	apply(old, add(6, 52, 'B', 100, 79, "OLD"), 3);
+	apply(old, exec(5, 50, 100, 600), 4);
+	struct sl_memtable_resolver r = { resolve_order, resolve_trade, old };
+	sl__memtable_set_resolver(m, &r);
+	/* 50 is loaded by the first message that names it, and found here by the next ones. */
+	apply(m, exec(5, 50, 100, 601), 5);
+	apply(m, cancel(5, 50, 10), 6);
+	apply(m, exec(5, 50, 10, 602), 7);
+	apply(m, del(5, 51), 8); /* loads 51 */
+	struct sl_itch_msg u = { .type = 'U', .locate = 5, .timestamp = 9 };
+	u.u.replace.orig_ref = 50;
+	u.u.replace.new_ref = 53;
+	u.u.replace.shares = 5;
+	u.u.replace.price = 70;
+	apply(m, u, 9);
+	apply(m, add(5, 54, 'B', 1, 1, "NEW"), 10);
+	struct sl_itch_msg b = { .type = 'B', .locate = 5 };
+	b.u.broken_trade.match = 600; /* loads trade 600 */
+	apply(m, b, 11);
+	apply(m, b, 12);
+	struct got g;
+	got_init(&g, 16);
+	assert_int_equal(scan_orders(m, 5, &g), 4);
+	const uint64_t want[] = { 54, 53, 51, 50 };
+	for (int i = 0; i < 4; i++) {
+		struct sl_order o;
+		assert_int_equal(g.orders[i].ref, want[i]);
+		assert_int_equal(sl__memtable_get_order(m, 5, want[i], &o), 0);
+		assert_memory_equal(&o, &g.orders[i], sizeof(o));
+	}
+	assert_int_equal(g.orders[3].status, SL_ORDER_REPLACED);
+	assert_int_equal(g.orders[3].executed_shares, 210);
+	assert_int_equal(g.orders[2].status, SL_ORDER_DELETED);
+	assert_int_equal(scan_orders(m, 6, &g), 0); /* 52 was never asked for */
+	assert_int_equal(scan_trades(m, 5, &g), 3);
+	assert_int_equal(g.trades[0].match, 600);
+	assert_int_equal(g.trades[0].broken, 1);
+	assert_int_equal(g.trades[0].seq, 4);
+	assert_int_equal(g.trades[1].match, 602);
+	assert_int_equal(g.trades[2].match, 601);
+	got_release(&g);
+	sl__memtable_free(m);
+	sl__memtable_free(old);
+}
+
+static int count_trade(void *arg, const struct sl_trade *t)
+{
+	(void)t;
+	++*(int *)arg;
+	return 0;
+}
+
+/* A match number used again under another stock (a feed error): its trade moves to that
+ * stock's walk; the table, foreach and the count keep one trade. */
+static void test_scan_trades_match_reused_elsewhere(void **state)
+{
+	(void)state;
+	struct sl_memtable *m = new_mt();
+	const uint64_t matches[] = { 900, (1ull << 52) + 900 }; /* the fast and the rare table */
+	uint64_t seq = 0;
+	for (int i = 0; i < 2; i++) {
+		uint64_t mt = matches[i];
+		uint16_t la = (uint16_t)(2 + 10 * i), lb = (uint16_t)(la + 1);
+		apply(m, print_trade(la, mt, 10), ++seq);
+		apply(m, print_trade(la, mt + 1, 11), ++seq);
+		struct sl_memtable_stats before, after;
+		sl__memtable_get_stats(m, &before);
+		apply(m, print_trade(lb, mt, 12), ++seq);
+		sl__memtable_get_stats(m, &after);
+		assert_int_equal(after.trades, before.trades);
+		assert_true(after.bytes > before.bytes); /* the new record is counted */
+		struct got g;
+		got_init(&g, 8);
+		assert_int_equal(scan_trades(m, la, &g), 1);
+		assert_int_equal(g.trades[0].match, mt + 1);
+		assert_int_equal(scan_trades(m, lb, &g), 1);
+		assert_int_equal(g.trades[0].match, mt);
+		assert_int_equal(g.trades[0].shares, 12);
+		struct sl_trade t;
+		assert_int_equal(sl__memtable_get_trade(m, mt, &t), 0);
+		assert_memory_equal(&t, &g.trades[0], sizeof(t));
+		/* Broken and moved back: the newest record is the one marked and walked. */
+		struct sl_itch_msg b = { .type = 'B', .locate = lb };
+		b.u.broken_trade.match = mt;
+		apply(m, b, ++seq);
+		apply(m, print_trade(la, mt, 13), ++seq);
+		assert_int_equal(scan_trades(m, lb, &g), 0);
+		assert_int_equal(scan_trades(m, la, &g), 2);
+		assert_int_equal(g.trades[0].match, mt);
+		assert_int_equal(g.trades[0].shares, 13);
+		assert_int_equal(g.trades[0].broken, 0);
+		assert_int_equal(g.trades[1].match, mt + 1);
+		/* The same stock again: in place. */
+		apply(m, print_trade(la, mt, 14), ++seq);
+		assert_int_equal(scan_trades(m, la, &g), 2);
+		assert_int_equal(g.trades[0].shares, 14);
+		got_release(&g);
+	}
+	int n = 0;
+	struct sl_memtable_visitor v = { .trade = count_trade, .arg = &n };
+	assert_int_equal(sl__memtable_foreach(m, &v), 0);
+	assert_int_equal(n, 4);
+	struct sl_memtable_stats st;
+	sl__memtable_get_stats(m, &st);
+	assert_int_equal(st.trades, 4);
+	sl__memtable_free(m);
+}
+
+/* A reader walks one stock over and over while the writer applies: every record it sees is one
+ * the writer could have produced (whole, never torn), newest first, and a walk never returns
+ * fewer records than the one before it. The writer waits for a walk at checkpoints, so walks
+ * overlap the writing however the threads are scheduled. */
+#define SCAN_LOCATE 3
+#define SCAN_SHARES 1000
+
+struct scan_race {
+	struct sl_memtable *m;
+	volatile int done;
+	uint64_t scans; /* walks completed (the writer waits on it) */
+	uint64_t bad, out_of_order, shrank;
+	size_t last_orders, last_trades;
+	uint64_t prev_id;
+	size_t n;
+};
+
+/* Every order of the stock is added with SCAN_SHARES and then only executed (100), cancelled
+ * (50) or deleted. */
+static int race_order(void *arg, const struct sl_order *o)
+{
+	struct scan_race *r = arg;
+	if (o->locate != SCAN_LOCATE || o->orig_shares != SCAN_SHARES ||
+	    o->shares + o->executed_shares + o->cancelled_shares != SCAN_SHARES ||
+	    o->executed_shares % 100 || (o->status == SL_ORDER_OPEN) != (o->shares > 0) ||
+	    o->price != (uint32_t)o->ref || strcmp(o->stock, "SCAN") || o->added_seq == 0 ||
+	    o->updated_seq < o->added_seq)
+		r->bad++;
+	if (r->n && o->ref >= r->prev_id)
+		r->out_of_order++;
+	r->prev_id = o->ref;
+	r->n++;
+	return 0;
+}
+
+/* Executions of the stock: match = ref * 16 + k, 100 shares at the order's price. */
+static int race_trade(void *arg, const struct sl_trade *t)
+{
+	struct scan_race *r = arg;
+	if (t->locate != SCAN_LOCATE || t->kind != 'E' || t->shares != 100 ||
+	    t->ref != t->match / 16 || t->price != (uint32_t)t->ref || strcmp(t->stock, "SCAN"))
+		r->bad++;
+	if (r->n && t->seq >= r->prev_id) /* newest first: by the message that made it */
+		r->out_of_order++;
+	r->prev_id = t->seq;
+	r->n++;
+	return 0;
+}
+
+static void *scan_reader(void *arg)
+{
+	struct scan_race *r = arg;
+	while (!__atomic_load_n(&r->done, __ATOMIC_ACQUIRE)) {
+		r->n = 0;
+		assert_int_equal(sl__memtable_scan_orders(r->m, SCAN_LOCATE, race_order, r), 0);
+		if (r->n < r->last_orders)
+			r->shrank++;
+		r->last_orders = r->n;
+		r->n = 0;
+		assert_int_equal(sl__memtable_scan_trades(r->m, SCAN_LOCATE, race_trade, r), 0);
+		if (r->n < r->last_trades)
+			r->shrank++;
+		r->last_trades = r->n;
+		__atomic_store_n(&r->scans, r->scans + 1, __ATOMIC_RELEASE);
+	}
+	return NULL;
+}
+
+static void test_scan_concurrent_with_writer(void **state)
+{
+	(void)state;
+	struct scan_race r = { .m = new_mt() };
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, scan_reader, &r), 0);
+	const uint64_t n = getenv("SL_TEST_QUICK") ? 6000 : 30000;
+	uint64_t seq = 0, execs = 0, x = 0x2545f4914f6cdd1dull;
+	for (uint64_t ref = 1; ref <= n; ref++) {
+		apply(r.m, add(SCAN_LOCATE, ref, 'B', SCAN_SHARES, (uint32_t)ref, "SCAN"), ++seq);
+		apply(r.m, add(SCAN_LOCATE + 1, ref, 'S', 1, 1, "NOISE"), ++seq);
+		/* Work on older orders: up to 10 executions each, cancels, some deletes. */
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		uint64_t a = 1 + (x >> 8) % ref, b = 1 + (x >> 36) % ref;
+		struct sl_order o;
+		assert_int_equal(sl__memtable_get_order(r.m, SCAN_LOCATE, a, &o), 0);
+		if (o.executed_shares < 1000 && o.shares >= 100) {
+			uint64_t match = a * 16 + o.executed_shares / 100;
+			apply(r.m, exec(SCAN_LOCATE, a, 100, match), ++seq);
+			execs++;
+		}
+		apply(r.m, cancel(SCAN_LOCATE, b, 50), ++seq);
+		if (ref % 5 == 0)
+			apply(r.m, del(SCAN_LOCATE, b), ++seq);
+		if (ref % (n / 8) == 0) { /* a checkpoint: let a walk run against this state */
+			uint64_t s = __atomic_load_n(&r.scans, __ATOMIC_ACQUIRE);
+			while (__atomic_load_n(&r.scans, __ATOMIC_ACQUIRE) < s + 2)
+				;
+		}
+	}
+	__atomic_store_n(&r.done, 1, __ATOMIC_RELEASE);
+	pthread_join(th, NULL);
+	assert_true(r.scans >= 16);
+	assert_int_equal(r.bad, 0);
+	assert_int_equal(r.out_of_order, 0);
+	assert_int_equal(r.shrank, 0);
+	/* Once the writer is done, a walk sees everything. */
+	r.n = 0;
+	assert_int_equal(sl__memtable_scan_orders(r.m, SCAN_LOCATE, race_order, &r), 0);
+	assert_int_equal(r.n, n);
+	r.n = 0;
+	assert_int_equal(sl__memtable_scan_trades(r.m, SCAN_LOCATE, race_trade, &r), 0);
+	assert_int_equal(r.n, execs);
+	assert_true(execs > n / 2);
+	assert_int_equal(r.bad, 0);
+	assert_int_equal(r.out_of_order, 0);
+	sl__memtable_free(r.m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -629,6 +1257,13 @@ int main(void)
 		cmocka_unit_test(test_foreach_visits_every_record),
 		cmocka_unit_test(test_carry_open_orders_and_stocks),
 		cmocka_unit_test(test_apply_resolver_loads_older_state),
+		cmocka_unit_test(test_scan_matches_reference),
+		cmocka_unit_test(test_scan_callback_stops),
+		cmocka_unit_test(test_scan_orders_replace_and_reused_ref),
+		cmocka_unit_test(test_scan_after_carry),
+		cmocka_unit_test(test_scan_resolver_loaded_once),
+		cmocka_unit_test(test_scan_trades_match_reused_elsewhere),
+		cmocka_unit_test(test_scan_concurrent_with_writer),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

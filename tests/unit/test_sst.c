@@ -4,10 +4,12 @@
  * table, truncation at every length and random bit flips (also with the CRCs recomputed, so the
  * bounds checks behind them are what is tested) that must never crash and never answer wrong;
  * I/O and allocation faults through tests/unit/fault_os.c that must leave no file and no leak;
- * readers racing on one table. Links sst.o, bloom.o, os.o, accel.o, accel_cpu.o, err.o and
- * fault_os.o only. The byte layout is re-derived here from the layout comment of sst.c, not from
- * its structs. Each test works in its own mkdtemp directory and removes it. SL_TEST_QUICK=1
- * shrinks the sizes.
+ * readers racing on one table; the data block accessors and tables written from a merge job
+ * (sl__sst_write_merged): read back exactly, byte for byte the writer's table of the same
+ * entries, refused when inconsistent, and leaving no file on a fault. Links sst.o, block.o,
+ * bloom.o, os.o, accel.o, accel_cpu.o, err.o and fault_os.o only. The byte layout is re-derived
+ * here from the layout comment of sst.c, not from its structs. Each test works in its own mkdtemp
+ * directory and removes it. SL_TEST_QUICK=1 shrinks the sizes.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -1893,6 +1895,405 @@ static void test_get_threads_share_bitmap(void **state)
 	tdir_free(&d);
 }
 
+/* ---- Merged tables ------------------------------------------------------------------------ */
+
+/* A table's data blocks as the accessors give them, checked against the file's layout. */
+static void test_sst_block_exposes_blocks(void **state)
+{
+	(void)state;
+	struct tdir d;
+	tdir_new(&d);
+	size_t n = 3000;
+	struct ent *e = model_random(&n, 30, 24, 60);
+	struct sl_sst_options o = opts(512, 8);
+	write_table(d.file, &o, e, n, NULL);
+	struct layout l;
+	layout_of(d.file, &l);
+	size_t flen;
+	uint8_t *file = sl_test_slurp(d.file, &flen);
+	struct sl_sst *t = open_ok(d.file);
+	assert_int_equal(sl__sst_block_count(t), l.nblocks);
+	const uint8_t *base = NULL;
+	for (size_t i = 0; i < l.nblocks; i++) {
+		struct sl_accel_buf b;
+		const uint8_t *last;
+		size_t last_len;
+		sl__sst_block(t, i, &b, &last, &last_len);
+		assert_int_equal(b.len, l.boff[i + 1] - l.boff[i]);
+		assert_memory_equal(b.data, file + l.boff[i], b.len);
+		/* Into one mapping, back to back. */
+		if (!i)
+			base = b.data;
+		assert_ptr_equal(b.data, base + l.boff[i]);
+		assert_int_equal(last_len, l.last_len[i]);
+		assert_memory_equal(last, l.last[i], last_len);
+		/* The last key is the index's: it points into the mapping's index block. */
+		assert_true(last >= base + l.index_off && last < base + l.footer_off);
+		sl__sst_block(t, i, &b, NULL, NULL);
+		assert_int_equal(b.len, l.boff[i + 1] - l.boff[i]);
+	}
+	sl__sst_close(t);
+	/* An empty table has none. */
+	struct tdir d2;
+	tdir_new(&d2);
+	write_table(d2.file, &o, NULL, 0, NULL);
+	t = open_ok(d2.file);
+	assert_int_equal(sl__sst_block_count(t), 0);
+	sl__sst_close(t);
+	tdir_free(&d2);
+	free(file);
+	layout_free(&l);
+	free(e);
+	tdir_free(&d);
+}
+
+/* A merge job over open tables (t[0] the newest), its buffers grown until it fits. */
+struct mjob {
+	struct sl_accel_merge_job j;
+	struct sl_accel_run runs[4];
+	struct sl_accel_buf *bufs[4];
+	struct tout {
+		uint8_t *out;
+		struct sl_accel_block *blocks;
+		uint8_t *bloom;
+	} o;
+};
+
+static void mjob_run(struct mjob *m, struct sl_sst **t, size_t k, uint32_t block, uint32_t restart,
+		     uint32_t flags)
+{
+	memset(m, 0, sizeof(*m));
+	for (size_t r = 0; r < k; r++) {
+		uint64_t nb = sl__sst_block_count(t[r]);
+		m->bufs[r] = calloc(nb + 1, sizeof(struct sl_accel_buf));
+		assert_non_null(m->bufs[r]);
+		for (uint64_t i = 0; i < nb; i++)
+			sl__sst_block(t[r], i, &m->bufs[r][i], NULL, NULL);
+		m->runs[r].blocks = m->bufs[r];
+		m->runs[r].n_blocks = nb;
+	}
+	m->j.runs = m->runs;
+	m->j.n_runs = k;
+	m->j.block_bytes = block;
+	m->j.restart_interval = restart;
+	m->j.flags = flags;
+	int r;
+	while ((r = sl__accel_merge(acc, &m->j)) == -ENOSPC) {
+		free(m->o.out);
+		free(m->o.blocks);
+		free(m->o.bloom);
+		m->o.out = malloc(m->j.need_out ? m->j.need_out : 1);
+		m->o.blocks = malloc((m->j.need_blocks ? m->j.need_blocks : 1) *
+				     sizeof(struct sl_accel_block));
+		m->o.bloom = malloc(m->j.need_bloom);
+		assert_true(m->o.out && m->o.blocks && m->o.bloom);
+		m->j.out = m->o.out;
+		m->j.out_cap = m->j.need_out;
+		m->j.blocks = m->o.blocks;
+		m->j.blocks_cap = m->j.need_blocks;
+		m->j.bloom = m->o.bloom;
+		m->j.bloom_cap = m->j.need_bloom;
+	}
+	assert_int_equal(r, 0);
+}
+
+static void mjob_free(struct mjob *m)
+{
+	for (size_t r = 0; r < 4; r++)
+		free(m->bufs[r]);
+	free(m->o.out);
+	free(m->o.blocks);
+	free(m->o.bloom);
+}
+
+/* The merge of models the plain way: a[] newest, then b[]; the newer entry of a key wins;
+ * tombstones dropped when asked. */
+static struct ent *model_merge(const struct ent *a, size_t na, const struct ent *b, size_t nb,
+			       int drop, size_t *n)
+{
+	struct ent *m = calloc(na + nb + 1, sizeof(*m));
+	assert_non_null(m);
+	size_t i = 0, j = 0, k = 0;
+	while (i < na || j < nb) {
+		int c = i == na ? 1 : j == nb ? -1 : ent_cmp(&a[i], &b[j]);
+		const struct ent *w = c <= 0 ? &a[i] : &b[j];
+		if (c <= 0)
+			i++;
+		if (c >= 0)
+			j++;
+		if (drop && (w->flags & SL_SST_TOMBSTONE))
+			continue;
+		m[k++] = *w;
+	}
+	*n = k;
+	return m;
+}
+
+/* Two written tables that share keys, merged by the cpu job and written by write_merged: the
+ * table opens, verifies, and reads back exactly the merge, with and without tombstones. */
+static void test_write_merged_two_tables(void **state)
+{
+	(void)state;
+	struct tdir d;
+	tdir_new(&d);
+	size_t na = scaled(20000, 4000), nb = scaled(30000, 6000);
+	struct ent *a = model_random(&na, 31, 20, 80);
+	struct ent *b = model_random(&nb, 32, 20, 80);
+	/* A third of the newer keys also in the older table, with other values and flags. */
+	for (size_t i = 0; i < nb; i += 3) {
+		b[i] = a[(i * 7) % na];
+		b[i].vseed ^= 0x5555;
+		b[i].flags ^= SL_SST_TOMBSTONE;
+	}
+	sort_unique(b, &nb);
+	char pa[128], pb[128];
+	snprintf(pa, sizeof(pa), "%s/a.sst", d.path);
+	snprintf(pb, sizeof(pb), "%s/b.sst", d.path);
+	struct sl_sst_options o = opts(1024, 16);
+	write_table(pa, &o, a, na, NULL);
+	o = opts(2048, 4);
+	write_table(pb, &o, b, nb, NULL);
+	struct sl_sst *t[2] = { open_ok(pa), open_ok(pb) };
+	for (int drop = 0; drop < 2; drop++) {
+		size_t n;
+		struct ent *m = model_merge(a, na, b, nb, drop, &n);
+		struct mjob mj;
+		mjob_run(&mj, t, 2, 4096, 16, drop ? SL_ACCEL_MERGE_DROP_TOMBSTONES : 0);
+		assert_int_equal(mj.j.entries_out, n);
+		assert_int_equal(mj.j.entries_in, na + nb);
+		struct sl_sst_options mo = opts(0, 0);
+		mo.user[0] = 17;
+		mo.user[1] = 42;
+		mo.bloom_bits_per_key = 1000; /* ignored: the job's filter is used */
+		struct sl_sst_meta wm, rm;
+		unlink(d.file);
+		assert_int_equal(
+			sl__sst_write_merged(sl__os_default(), acc, d.file, &mo, &mj.j, &wm), 0);
+		struct stat st;
+		assert_int_equal(stat(d.file, &st), 0);
+		expect_meta(&wm, m, n, (uint64_t)st.st_size);
+		assert_int_equal(wm.data_blocks, mj.j.n_blocks);
+		assert_int_equal(wm.user[0], 17);
+		assert_int_equal(wm.user[1], 42);
+		struct sl_sst *mt = open_ok(d.file);
+		sl__sst_get_meta(mt, &rm);
+		assert_memory_equal(&wm, &rm, sizeof(wm));
+		expect_verify_ok(mt);
+		expect_scan(mt, m, n);
+		expect_all_gets(mt, m, n);
+		sl__sst_close(mt);
+		mjob_free(&mj);
+		free(m);
+	}
+	sl__sst_close(t[0]);
+	sl__sst_close(t[1]);
+	free(a);
+	free(b);
+	tdir_free(&d);
+}
+
+/* The writer and the merge job are one codec: entries split over two tables, merged with the
+ * writer's parameters and written by write_merged, make the very bytes the writer makes of
+ * all of them, for every block size and restart interval tried. */
+static void test_write_merged_byte_identical(void **state)
+{
+	(void)state;
+	static const uint32_t blocks[] = { 64, 256, 4096, 65536 };
+	static const uint32_t restarts[] = { 1, 3, 16 };
+	for (size_t bi = 0; bi < 4; bi++) {
+		for (size_t ri = 0; ri < 3; ri++) {
+			struct tdir d;
+			tdir_new(&d);
+			size_t n = scaled(4000, 1000);
+			struct ent *e = model_random(&n, 40 + bi * 3 + ri, SL_SST_MAX_KEY, 150);
+			e[n / 2].vlen = SL_SST_MAX_VALUE; /* one oversized entry among them */
+			struct ent *x = calloc(n, sizeof(*x)), *y = calloc(n, sizeof(*y));
+			assert_true(x && y);
+			size_t nx = 0, ny = 0;
+			uint64_t s = 50 + bi;
+			for (size_t i = 0; i < n; i++) {
+				if (rnd_next(&s) % 2)
+					x[nx++] = e[i];
+				else
+					y[ny++] = e[i];
+			}
+			char whole[128], px[128], py[128];
+			snprintf(whole, sizeof(whole), "%s/whole.sst", d.path);
+			snprintf(px, sizeof(px), "%s/x.sst", d.path);
+			snprintf(py, sizeof(py), "%s/y.sst", d.path);
+			struct sl_sst_options o = opts(blocks[bi], restarts[ri]);
+			o.user[0] = 7;
+			write_table(whole, &o, e, n, NULL);
+			/* The inputs' own block sizes differ: the job re-cuts. */
+			struct sl_sst_options oi = opts(blocks[(bi + 1) % 4], 5);
+			write_table(px, &oi, x, nx, NULL);
+			write_table(py, &oi, y, ny, NULL);
+			struct sl_sst *t[2] = { open_ok(px), open_ok(py) };
+			struct mjob mj;
+			mjob_run(&mj, t, 2, blocks[bi], restarts[ri], 0);
+			assert_int_equal(sl__sst_write_merged(sl__os_default(), acc, d.file, &o,
+							      &mj.j, NULL),
+					 0);
+			size_t la, lb;
+			uint8_t *fa = sl_test_slurp(whole, &la), *fb = sl_test_slurp(d.file, &lb);
+			assert_int_equal(la, lb);
+			assert_memory_equal(fa, fb, la);
+			free(fa);
+			free(fb);
+			mjob_free(&mj);
+			sl__sst_close(t[0]);
+			sl__sst_close(t[1]);
+			free(x);
+			free(y);
+			free(e);
+			tdir_free(&d);
+		}
+	}
+}
+
+/* What write_merged refuses: no entries, outputs that do not hold together, bad options, an
+ * existing file; each leaves no new file. */
+static void test_write_merged_refusals(void **state)
+{
+	(void)state;
+	struct tdir d;
+	tdir_new(&d);
+	size_t n = 2000;
+	struct ent *e = model_random(&n, 60, 20, 40);
+	char pa[128];
+	snprintf(pa, sizeof(pa), "%s/a.sst", d.path);
+	struct sl_sst_options o = opts(512, 16);
+	write_table(pa, &o, e, n, NULL);
+	struct sl_sst *t = open_ok(pa);
+	struct mjob mj;
+	mjob_run(&mj, &t, 1, 512, 16, 0);
+	assert_true(mj.j.n_blocks > 3);
+	struct sl_accel_merge_job j = mj.j;
+	/* Nothing to write. */
+	j.entries_out = 0;
+	assert_int_equal(sl__sst_write_merged(sl__os_default(), acc, d.file, &o, &j, NULL),
+			 -EINVAL);
+	j = mj.j;
+	j.n_blocks = 0;
+	assert_int_equal(sl__sst_write_merged(sl__os_default(), acc, d.file, &o, &j, NULL),
+			 -EINVAL);
+	/* Blocks that do not tile out, a CRC that is not the stored one, keys out of order, a
+	 * filter size off the 64-byte grain, no probes. */
+	j = mj.j;
+	j.out_len--;
+	assert_int_equal(sl__sst_write_merged(sl__os_default(), acc, d.file, &o, &j, NULL),
+			 -EINVAL);
+	j = mj.j;
+	j.n_blocks--;
+	assert_int_equal(sl__sst_write_merged(sl__os_default(), acc, d.file, &o, &j, NULL),
+			 -EINVAL);
+	j = mj.j;
+	j.blocks[1].crc ^= 1;
+	assert_int_equal(sl__sst_write_merged(sl__os_default(), acc, d.file, &o, &j, NULL),
+			 -EINVAL);
+	j.blocks[1].crc ^= 1;
+	struct sl_accel_block sb = j.blocks[2];
+	j.blocks[2].last_len = j.blocks[0].last_len;
+	memcpy(j.blocks[2].last, j.blocks[0].last, j.blocks[0].last_len);
+	assert_int_equal(sl__sst_write_merged(sl__os_default(), acc, d.file, &o, &j, NULL),
+			 -EINVAL);
+	j.blocks[2] = sb;
+	j.bloom_len -= 1;
+	assert_int_equal(sl__sst_write_merged(sl__os_default(), acc, d.file, &o, &j, NULL),
+			 -EINVAL);
+	j = mj.j;
+	j.bloom_probes = 0;
+	assert_int_equal(sl__sst_write_merged(sl__os_default(), acc, d.file, &o, &j, NULL),
+			 -EINVAL);
+	assert_false(sl_test_file_exists(d.file));
+	/* Bad options, and an existing file (never overwritten). */
+	struct sl_sst_options bad = opts(16, 0);
+	assert_int_equal(sl__sst_write_merged(sl__os_default(), acc, d.file, &bad, &mj.j, NULL),
+			 SL_ECONFIG);
+	assert_false(sl_test_file_exists(d.file));
+	assert_int_equal(sl__sst_write_merged(sl__os_default(), acc, pa, &o, &mj.j, NULL), -EEXIST);
+	expect_scan(t, e, n);
+	/* NULL options are the defaults; the job as it is works. */
+	assert_int_equal(sl__sst_write_merged(sl__os_default(), acc, d.file, NULL, &mj.j, NULL), 0);
+	struct sl_sst *mt = open_ok(d.file);
+	expect_scan(mt, e, n);
+	expect_verify_ok(mt);
+	sl__sst_close(mt);
+	mjob_free(&mj);
+	sl__sst_close(t);
+	free(e);
+	tdir_free(&d);
+}
+
+/* I/O and allocation failures during write_merged: each returns its error, leaves no file and
+ * leaks nothing; with the fault gone the same job writes a sound table. */
+static void test_write_merged_faults(void **state)
+{
+	(void)state;
+	struct tdir d;
+	tdir_new(&d);
+	size_t n = 3000;
+	struct ent *e = model_random(&n, 61, 20, 60);
+	char pa[128];
+	snprintf(pa, sizeof(pa), "%s/a.sst", d.path);
+	struct sl_sst_options o = opts(1024, 16);
+	write_table(pa, &o, e, n, NULL);
+	struct sl_sst *t = open_ok(pa);
+	struct mjob mj;
+	mjob_run(&mj, &t, 1, 4096, 16, 0);
+	struct {
+		enum fault_op op;
+		uint64_t nth;
+		int err;
+	} cases[] = {
+		{ FAULT_PWRITE, 1, -ENOSPC }, /* the data blocks */
+		{ FAULT_PWRITE, 2, -ENOSPC }, /* bloom, index, footer */
+		{ FAULT_PWRITE, 1, -EIO },    { FAULT_FDATASYNC, 1, -ENOSPC },
+		{ FAULT_FDATASYNC, 1, -EIO }, { FAULT_CLOSE, 1, -EIO },
+		{ FAULT_SYNC_DIR, 1, -EIO },  { FAULT_OPEN, 1, -EMFILE },
+	};
+	o.no_sync = 0;
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		struct fault_os *fo = fault_os_new();
+		fault_os_fail(fo, cases[c].op, cases[c].nth, cases[c].err, 0);
+		struct sl_sst_meta m;
+		assert_int_equal(sl__sst_write_merged(fault_os_get(fo), acc, d.file, &o, &mj.j, &m),
+				 cases[c].err);
+		assert_false(sl_test_file_exists(d.file));
+		expect_no_leak(fo);
+		fault_os_free(fo);
+	}
+	/* Every allocation failing in turn: -ENOMEM and no file, until none is left to fail. */
+	for (uint64_t nth = 1;; nth++) {
+		struct fault_os *fo = fault_os_new();
+		fault_os_fail(fo, FAULT_MALLOC, nth, -ENOMEM, 0);
+		int r = sl__sst_write_merged(fault_os_get(fo), acc, d.file, &o, &mj.j, NULL);
+		expect_no_leak(fo);
+		fault_os_free(fo);
+		if (r == 0)
+			break;
+		assert_int_equal(r, -ENOMEM);
+		assert_false(sl_test_file_exists(d.file));
+	}
+	/* The syncs were made: one fdatasync and one directory sync. */
+	unlink(d.file);
+	struct fault_os *fo = fault_os_new();
+	assert_int_equal(sl__sst_write_merged(fault_os_get(fo), acc, d.file, &o, &mj.j, NULL), 0);
+	assert_int_equal(fault_os_calls(fo, FAULT_FDATASYNC), 1);
+	assert_int_equal(fault_os_calls(fo, FAULT_SYNC_DIR), 1);
+	assert_int_equal(fault_os_calls(fo, FAULT_PWRITE), 2);
+	expect_no_leak(fo);
+	fault_os_free(fo);
+	struct sl_sst *mt = open_ok(d.file);
+	expect_scan(mt, e, n);
+	expect_verify_ok(mt);
+	sl__sst_close(mt);
+	mjob_free(&mj);
+	sl__sst_close(t);
+	free(e);
+	tdir_free(&d);
+}
+
 /* ---- main --------------------------------------------------------------------------------- */
 
 static int group_setup(void **state)
@@ -1944,6 +2345,11 @@ int main(void)
 		cmocka_unit_test(test_open_mmap_fails),
 		cmocka_unit_test(test_writer_open_enomem_sweep),
 		cmocka_unit_test(test_get_threads_share_bitmap),
+		cmocka_unit_test(test_sst_block_exposes_blocks),
+		cmocka_unit_test(test_write_merged_two_tables),
+		cmocka_unit_test(test_write_merged_byte_identical),
+		cmocka_unit_test(test_write_merged_refusals),
+		cmocka_unit_test(test_write_merged_faults),
 	};
 	return cmocka_run_group_tests_name("sst", tests, group_setup, group_teardown);
 }
