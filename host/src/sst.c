@@ -847,6 +847,12 @@ int sl__sst_may_contain(const struct sl_sst *t, uint64_t key_hash)
 	return sl__bloom_may_contain(t->bloom, t->bloom_bytes, key_hash, t->probes);
 }
 
+void sl__sst_may_contain_batch(const struct sl_sst *t, const uint64_t *hashes, size_t n,
+			       uint8_t *out)
+{
+	sl__bloom_probe_batch(t->bloom, t->bloom_bytes, hashes, n, t->probes, out);
+}
+
 /* ---- Reader: blocks ----------------------------------------------------------------------- */
 
 /* Split block i into entries and restart array (block.c); a static reason, or NULL when sound.

@@ -105,6 +105,9 @@ void sl__sst_block(const struct sl_sst *t, uint64_t i, struct sl_accel_buf *data
 
 /* Bloom check only: 0 when the key is certainly absent. */
 int sl__sst_may_contain(const struct sl_sst *t, uint64_t key_hash);
+/* The same for n hashes at once (out[i] = may_contain(hashes[i])), prefetching ahead. */
+void sl__sst_may_contain_batch(const struct sl_sst *t, const uint64_t *hashes, size_t n,
+			       uint8_t *out);
 
 /* Point lookup: bloom, index binary search, the block's CRC (checked once per block for the
  * table's life), restart binary search. 0 with *val (pointing into the mapping, valid until

@@ -481,12 +481,11 @@ int sl__tables_lookup(struct sl_tables *tc, const struct sl_version *v, const ui
 	return r;
 }
 
-/* Bloom answers for n hashes against one table. The one place a batched probe of the table's
- * filter (sl__bloom_probe_batch, with its prefetching) slots in once sst exposes one. */
+/* Bloom answers for n hashes against one table, in one batched probe (the place an
+ * accelerator's bloom probe slots in). */
 static void bloom_probe(const struct sl_sst *t, const uint64_t *hashes, size_t n, uint8_t *out)
 {
-	for (size_t i = 0; i < n; i++)
-		out[i] = (uint8_t)sl__sst_may_contain(t, hashes[i]);
+	sl__sst_may_contain_batch(t, hashes, n, out);
 }
 
 /* A chunk of at most SL_TABLES_BATCH keys being looked up together. */
