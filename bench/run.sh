@@ -1,25 +1,56 @@
 #!/bin/sh
 # run.sh - run the benchmarks of the build in $BUILD (make bench sets it): bench_ingest, Sluice
-# against RocksDB on durable ITCH ingest. Extra options come from $BENCH_ARGS (split on blanks),
-# e.g. BENCH_ARGS="--messages 500000 --json". The report (stdout) is also written to
-# $BUILD/bench/results.txt; progress goes to stderr. Exits with the benchmark's status.
+# against RocksDB on durable ITCH ingest, then bench_store, the storage engine end to end
+# (durable ingest, point lookups, full compaction, recovery) against RocksDB.
+# BENCH_ONLY=ingest or BENCH_ONLY=store runs only that one. Extra options come from $BENCH_ARGS
+# for bench_ingest and $BENCH_STORE_ARGS for bench_store (split on blanks), e.g.
+# BENCH_ARGS="--messages 500000 --json" BENCH_STORE_ARGS="--messages 50M". The reports (stdout)
+# are also written to $BUILD/bench/results.txt (bench_ingest) and $BUILD/bench/results-store.txt
+# (bench_store); progress goes to stderr. Exits with the first failing benchmark's status.
 set -eu
 BUILD="${BUILD:-build}"
-bin="$BUILD/bench/bench_ingest"
-out="$BUILD/bench/results.txt"
-if [ ! -x "$bin" ]; then
-	echo "run.sh: $bin is missing; build it with: make bench" >&2
-	exit 1
-fi
-# POSIX sh has no pipefail: the benchmark's status travels through a file past tee.
+only="${BENCH_ONLY:-}"
+case "$only" in
+"" | ingest | store) ;;
+*)
+	echo "run.sh: BENCH_ONLY must be ingest or store, not '$only'" >&2
+	exit 2
+	;;
+esac
+# POSIX sh has no pipefail: a benchmark's status travels through a file past tee.
 status="$(mktemp)"
 trap 'rm -f "$status"' EXIT
-# shellcheck disable=SC2086 # BENCH_ARGS is a list of options
-{
-	rc=0
-	"$bin" ${BENCH_ARGS:-} || rc=$?
-	echo "$rc" >"$status"
-} | tee "$out"
-rc="$(cat "$status")"
-echo "run.sh: report in $out" >&2
+
+# run_bench NAME REPORT [OPTION...]: the report on stdout and in REPORT, the status in $status.
+run_bench() {
+	bin="$BUILD/bench/$1"
+	out="$2"
+	shift 2
+	if [ ! -x "$bin" ]; then
+		echo "run.sh: $bin is missing; build it with: make bench" >&2
+		echo 1 >"$status"
+		return 0
+	fi
+	{
+		rc=0
+		"$bin" "$@" || rc=$?
+		echo "$rc" >"$status"
+	} | tee "$out"
+	echo "run.sh: report in $out" >&2
+}
+
+rc=0
+if [ "$only" != store ]; then
+	# shellcheck disable=SC2086 # BENCH_ARGS is a list of options
+	run_bench bench_ingest "$BUILD/bench/results.txt" ${BENCH_ARGS:-}
+	rc="$(cat "$status")"
+fi
+if [ "$only" != ingest ]; then
+	# shellcheck disable=SC2086 # BENCH_STORE_ARGS is a list of options
+	run_bench bench_store "$BUILD/bench/results-store.txt" ${BENCH_STORE_ARGS:-}
+	r="$(cat "$status")"
+	if [ "$rc" -eq 0 ]; then
+		rc="$r"
+	fi
+fi
 exit "$rc"

@@ -39,5 +39,12 @@ echo
 echo "== sluice replay --data $DATA --from $((N - 2)) --count 3"
 "$BIN/sluice" replay --data "$DATA" --from $((N - 2)) --count 3
 echo
+echo "== sluice scan --data $DATA orders ${loc_ref%% *} --count 3 (the stock's orders, by reference)"
+"$BIN/sluice" scan --data "$DATA" orders "${loc_ref%% *}" --count 3
+echo
+echo "== sluice compact --data $DATA (full compaction: final-state orders are dropped)"
+"$BIN/sluice" compact --data "$DATA"
+"$BIN/sluice" stats --data "$DATA" | grep -E '^level '
+echo
 echo "== sluice verify --data $DATA"
 "$BIN/sluice" verify --data "$DATA"
