@@ -19,7 +19,7 @@ WERROR ?= $(if $(CI),-Werror,)
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla $(WERROR)
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g $(WARN) -MMD -MP -pthread \
-	-Ihost/include -Ihost/src -fvisibility=hidden -fPIC
+	-Ihost/include -Ihost/src -Isim -Ifirmware -fvisibility=hidden -fPIC
 ifeq ($(SAN),1)
 OPT := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 LDSAN := -fsanitize=address,undefined
@@ -28,14 +28,17 @@ OPT := -O2
 LDSAN :=
 endif
 CFLAGS_ALL := $(CFLAGS_BASE) $(OPT) $(CFLAGS)
-LIBS := -lck -lisal -pthread
+LIBS := -lck -lisal -lm -pthread
 LDFLAGS_ALL := $(LDSAN) $(LDFLAGS)
 
 # ---- Library --------------------------------------------------------------------------------
-LIB_SRCS := $(sort $(wildcard host/src/*.c))
-LIB_OBJS := $(patsubst host/src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
+# The library: host/src, plus the device model (sim/) and the device-side command processor
+# (firmware/) that the sim backend runs. File names are unique across the three directories.
+LIB_SRCS := $(sort $(wildcard host/src/*.c sim/*.c firmware/*.c))
+LIB_OBJS := $(addprefix $(BUILD)/obj/,$(notdir $(LIB_SRCS:.c=.o)))
+vpath %.c host/src sim firmware
 
-$(BUILD)/obj/%.o: host/src/%.c
+$(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS_ALL) -DSL_BUILDING_LIBRARY -c -o $@ $<
@@ -67,21 +70,24 @@ bins: $(BINS)
 # A test named after no module (test_corrupt, test_model) links just what MOD_<name> lists.
 MOD_err :=
 MOD_os := err
-MOD_accel := accel_cpu block bloom err
+# Whatever links the accelerator seam links every backend (accel.c lists them) and what they run.
+ACCEL := accel accel_cpu accel_auto accel_sim accel_opencl accel_xrt block bloom \
+	$(basename $(notdir $(wildcard sim/*.c firmware/*.c)))
+MOD_accel := $(ACCEL) err
 MOD_itch := err
 MOD_mold := err
 MOD_pcap := err
 MOD_feed := itch mold err
-MOD_wal := os accel accel_cpu block bloom err
+MOD_wal := os $(ACCEL) err
 MOD_memtable := itch os err
 MOD_bloom := err
 MOD_block := err
 MOD_keys := err
-MOD_sst := block bloom os accel accel_cpu err
-MOD_manifest := os accel accel_cpu block bloom err
-MOD_flush := memtable itch keys sst block bloom wal os accel accel_cpu feed mold err
-MOD_tables := sst block bloom manifest keys os accel accel_cpu err
-MOD_compact := tables sst block bloom manifest keys os accel accel_cpu err
+MOD_sst := os $(ACCEL) err
+MOD_manifest := os $(ACCEL) err
+MOD_flush := memtable itch keys sst wal os $(ACCEL) feed mold err
+MOD_tables := sst manifest keys os $(ACCEL) err
+MOD_compact := tables sst manifest keys os $(ACCEL) err
 MOD_db := $(basename $(notdir $(LIB_SRCS)))
 
 TEST_EXTRA_wal := fault_os

@@ -28,6 +28,9 @@ static void usage(FILE *f)
 		"  sluice replay --data DIR [--from SEQ] [--count N] [--json]\n"
 		"  sluice compact --data DIR [--accel MODE]   full compaction (sluiced stopped)\n"
 		"  sluice verify --data DIR\n"
+		"  sluice accel [--json]   accelerator backends, calibration and routing\n"
+		"every command also takes --accel=MODE (auto, cpu, sim, opencl, xrt),\n"
+		"  --accel-binary FILE (xclbin or OpenCL binary), --accel-device NAME|P:D\n"
 		"  sluice stats --data DIR [--json]\n"
 		"  sluice version\n");
 }
@@ -74,10 +77,59 @@ static int has_flag(int argc, char **argv, const char *flag)
 	return 0;
 }
 
+/* --accel, --accel-binary and --accel-device, taken out of argv by main for every command. */
+static const char *g_accel, *g_accel_binary, *g_accel_device;
+
+static void accel_options(struct sl_options *o)
+{
+	if (g_accel)
+		o->accel = g_accel;
+	o->accel_binary = g_accel_binary;
+	o->accel_device = g_accel_device;
+}
+
+/* Strip the accelerator options (--accel MODE, --accel=MODE, ...) from argv; -1 on a missing
+ * value. */
+static int take_accel(int *argc, char **argv)
+{
+	int w = 0;
+	for (int i = 0; i < *argc; i++) {
+		const char **slot = NULL;
+		const char *v = NULL;
+		static const struct {
+			const char *flag;
+			const char **slot;
+		} f[] = { { "--accel", &g_accel },
+			  { "--accel-binary", &g_accel_binary },
+			  { "--accel-device", &g_accel_device } };
+		for (size_t k = 0; k < sizeof(f) / sizeof(f[0]) && !slot; k++) {
+			size_t n = strlen(f[k].flag);
+			if (!strcmp(argv[i], f[k].flag)) {
+				if (i + 1 >= *argc) {
+					fprintf(stderr, "sluice: %s needs a value\n", f[k].flag);
+					return -1;
+				}
+				slot = f[k].slot;
+				v = argv[++i];
+			} else if (!strncmp(argv[i], f[k].flag, n) && argv[i][n] == '=') {
+				slot = f[k].slot;
+				v = argv[i] + n + 1;
+			}
+		}
+		if (slot)
+			*slot = v;
+		else
+			argv[w++] = argv[i];
+	}
+	*argc = w;
+	return 0;
+}
+
 static int open_ro(const char *dir, struct sl_db **db)
 {
 	struct sl_options o;
 	sl_options_init(&o);
+	accel_options(&o);
 	o.data_dir = dir;
 	o.flags = SL_OPEN_RDONLY;
 	int r = sl_db_open(&o, db);
@@ -119,14 +171,13 @@ static int cmd_ingest(int argc, char **argv)
 	sl_options_init(&o);
 	o.data_dir = dir;
 	o.flags = SL_OPEN_CREATE;
+	accel_options(&o);
 	uint64_t port = 0;
 	int quiet = 0;
 	for (int i = 0; i < argc; i++) {
 		if (!strcmp(argv[i], "--port") && i + 1 < argc) {
 			if (parse_u64(argv[++i], &port) || port > 65535)
 				return 2;
-		} else if (!strcmp(argv[i], "--accel") && i + 1 < argc) {
-			o.accel = argv[++i];
 		} else if (!strcmp(argv[i], "--no-sync")) {
 			o.flags |= SL_OPEN_NO_SYNC;
 		} else if (!strcmp(argv[i], "--memtable-mb") && i + 1 < argc) {
@@ -174,6 +225,10 @@ static int cmd_ingest(int argc, char **argv)
 	}
 	sl_db_sync(db);
 	int w = sl_db_wait_durable(db, sl_db_last_seq(db), -1);
+	/* A bulk load ends in tables: the next open replays no log, and the shape of the store
+	 * depends on the data and --memtable-mb only, not on how far the flush thread got. */
+	if (w == 0 && o.memtable_bytes && (w = sl_db_flush(db)) < 0)
+		fprintf(stderr, "sluice: flushing the memtable: %s\n", sl_strerror(w));
 	double secs = (double)(mono_ns() - b.t0) / 1e9;
 	sl_db_stats(db, &s);
 	uint64_t n = s.messages - s0.messages;
@@ -436,13 +491,10 @@ static int cmd_compact(int argc, char **argv)
 	sl_options_init(&o);
 	o.data_dir = dir;
 	o.compaction = 0; /* only the full compaction asked for */
-	for (int i = 0; i < argc; i++) {
-		if (!strcmp(argv[i], "--accel") && i + 1 < argc) {
-			o.accel = argv[++i];
-		} else {
-			usage(stderr);
-			return 2;
-		}
+	accel_options(&o);
+	if (argc) {
+		usage(stderr);
+		return 2;
 	}
 	struct sl_db *db;
 	int r = sl_db_open(&o, &db);
@@ -478,6 +530,29 @@ static int cmd_compact(int argc, char **argv)
 		rc = 1;
 	}
 	return rc;
+}
+
+static int cmd_accel(int argc, char **argv)
+{
+	int json = 0;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json")) {
+			json = SL_FORMAT_JSON;
+		} else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	char *buf = malloc(1 << 16);
+	if (!buf)
+		return 1;
+	int r = sl_accel_report(g_accel, g_accel_binary, g_accel_device, json, buf, 1 << 16);
+	if (r == 0)
+		puts(buf);
+	else
+		fprintf(stderr, "sluice: accel: %s\n", sl_strerror(r));
+	free(buf);
+	return r ? 1 : 0;
 }
 
 static int cmd_verify(int argc, char **argv)
@@ -541,9 +616,17 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (take_accel(&argc, argv))
+		return 2;
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
 	const char *cmd = argv[1];
 	argc--;
 	argv++;
+	if (!strcmp(cmd, "accel"))
+		return cmd_accel(argc, argv);
 	if (!strcmp(cmd, "ingest"))
 		return cmd_ingest(argc, argv);
 	if (!strcmp(cmd, "get"))

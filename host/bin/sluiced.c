@@ -37,7 +37,9 @@ static void usage(FILE *f)
 		"  --retain-mb N         keep at most N MiB of event tables (replay history)\n"
 		"  --retain-secs N       drop event tables whose newest event is older than N s\n"
 		"  --rcvbuf BYTES        socket receive buffer\n"
-		"  --accel MODE          cpu | auto (default auto)\n"
+		"  --accel MODE          auto (default: planner) | cpu | sim | opencl | xrt\n"
+		"  --accel-binary FILE   xclbin or OpenCL program binary to load\n"
+		"  --accel-device D      OpenCL platform/device name substring or P:D indexes\n"
 		"  --exit-at-end         exit once end-of-session arrived and every gap is closed\n"
 		"  --idle-exit-ms MS     exit after MS without datagrams (0 = never)\n"
 		"  --stats-ms MS         progress line interval (default 1000, 0 = none)\n"
@@ -81,6 +83,8 @@ int main(int argc, char **argv)
 		{ "retain-secs", required_argument, NULL, 'T' },
 		{ "rcvbuf", required_argument, NULL, 'b' },
 		{ "accel", required_argument, NULL, 'a' },
+		{ "accel-binary", required_argument, NULL, 'B' },
+		{ "accel-device", required_argument, NULL, 'D' },
 		{ "exit-at-end", no_argument, NULL, 'e' },
 		{ "idle-exit-ms", required_argument, NULL, 'i' },
 		{ "stats-ms", required_argument, NULL, 'S' },
@@ -119,6 +123,8 @@ int main(int argc, char **argv)
 		case 'T': o.event_retain_secs = v; break;
 		case 'b': rcvbuf = v; break;
 		case 'a': o.accel = optarg; break;
+		case 'B': o.accel_binary = optarg; break;
+		case 'D': o.accel_device = optarg; break;
 		case 'e': exit_at_end = 1; break;
 		case 'i': idle_exit_ms = v; break;
 		case 'S': stats_ms = v; break;

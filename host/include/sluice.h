@@ -86,7 +86,12 @@ struct sl_options {
 	uint32_t gap_give_up_ms;        /* declare a gap lost after this long (default 5000 ms);
 					   a lost gap is logged as a GAP record and counted */
 	uint32_t reorder_buffer_packets; /* out-of-order packets held while a gap fills (4096) */
-	const char *accel;              /* "cpu" (the only backend of this release) or "auto" */
+	const char *accel;              /* "auto" (default: the planner routes each call to cpu or
+					   a device present), "cpu", "sim", "opencl", "xrt" */
+	const char *accel_binary;       /* an xclbin or OpenCL program binary to load (NULL:
+					   build kernels from source where the device allows) */
+	const char *accel_device;       /* OpenCL device: platform/device name substring or
+					   "P:D" indexes (NULL: the first) */
 	uint64_t memtable_bytes;        /* when the memtable's records pass this (default 256
 					   MiB), it is flushed to tables in the background and
 					   the log behind it is dropped; 0 = never */
@@ -430,6 +435,17 @@ SL_API int sl_db_stats(struct sl_db *db, struct sl_stats *out);
 
 /* Render stats as readable lines or one JSON object. As sl_event_format. */
 SL_API int sl_stats_format(const struct sl_stats *s, int flags, char *buf, size_t cap);
+
+/* ---- Accelerators ------------------------------------------------------------------------- */
+
+/* Describe the accelerator backends (cpu, sim, opencl, xrt): each one opened on its own,
+ * available or not and why; then, for mode "auto" (NULL), the planner's calibration (launch
+ * cost and cost per byte of each operation on each backend it routes to) and its routing (per
+ * operation, the backend used from which size). binary and device as sluiced's --accel-binary
+ * and --accel-device (NULL: none). flags: SL_FORMAT_JSON for one object with a "backends"
+ * array of {name, available, ...}. 0, or -ENOSPC when cap is too small. */
+SL_API int sl_accel_report(const char *mode, const char *binary, const char *device, int flags,
+			   char *buf, size_t cap);
 
 /* ---- Verification ------------------------------------------------------------------------- */
 

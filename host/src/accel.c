@@ -1,37 +1,62 @@
-/* accel.c - picks and opens an accelerator backend by name. The backends themselves live in
- * accel_<name>.c; this file is the only one that knows the list.
+/* accel.c - the seam itself: the list of backends, opening one by name, and asynchronous
+ * requests for backends that have no queue of their own (they run at submit and complete at the
+ * next poll). The backends live in accel_<name>.c; this file is the only one that lists them.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "accel.h"
 #include "sluice.h"
 
-static const struct sl_accel_ops *const backends[] = {
+const struct sl_accel_ops *const sl__accel_backends[] = {
 	&sl__accel_cpu_ops,
+	&sl__accel_sim_ops,
+	&sl__accel_opencl_ops,
+	&sl__accel_xrt_ops,
 };
+const size_t sl__accel_nbackends = sizeof(sl__accel_backends) / sizeof(sl__accel_backends[0]);
 
-int sl__accel_open(const char *mode, struct sl_accel **out)
+int sl__accel_open_cfg(const char *mode, const struct sl_accel_config *cfg,
+		       struct sl_accel **out, char *why, size_t why_cap)
 {
+	*out = NULL;
+	if (why && why_cap)
+		why[0] = 0;
 	const struct sl_accel_ops *ops = NULL;
 	if (!mode || !strcmp(mode, "auto")) {
-		ops = backends[0];
+		ops = &sl__accel_auto_ops;
 	} else {
-		for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
-			if (!strcmp(mode, backends[i]->name))
-				ops = backends[i];
-		if (!ops)
+		for (size_t i = 0; i < sl__accel_nbackends; i++)
+			if (!strcmp(mode, sl__accel_backends[i]->name))
+				ops = sl__accel_backends[i];
+		if (!ops) {
+			if (why && why_cap)
+				snprintf(why, why_cap, "unknown accelerator mode \"%s\" (auto, cpu, sim, "
+					 "opencl, xrt)", mode);
 			return SL_ECONFIG;
+		}
 	}
 	if (ops->version != SL_ACCEL_OPS_VERSION)
 		return SL_EVERSION;
+	struct sl_accel_config none = { 0 };
 	struct sl_accel *a = calloc(1, sizeof(*a));
-	if (!a)
+	pthread_mutex_t *mu = malloc(sizeof(*mu));
+	if (!a || !mu) {
+		free(a);
+		free(mu);
 		return -ENOMEM;
+	}
+	pthread_mutex_init(mu, NULL);
+	a->mu = mu;
+	a->done_tail = &a->done;
 	a->ops = ops;
-	int r = ops->open(&a->dev);
+	int r = ops->open(cfg ? cfg : &none, &a->dev, why, why_cap);
 	if (r < 0) {
+		pthread_mutex_destroy(mu);
+		free(mu);
 		free(a);
 		return r;
 	}
@@ -39,10 +64,99 @@ int sl__accel_open(const char *mode, struct sl_accel **out)
 	return 0;
 }
 
+int sl__accel_open(const char *mode, struct sl_accel **out)
+{
+	return sl__accel_open_cfg(mode, NULL, out, NULL, 0);
+}
+
 void sl__accel_close(struct sl_accel *a)
 {
 	if (!a)
 		return;
+	/* Requests still queued complete first: their buffers belong to callers. */
+	while (a->inflight)
+		sl__accel_poll(a, 1000000);
 	a->ops->close(a->dev);
+	pthread_mutex_destroy(a->mu);
+	free(a->mu);
 	free(a);
+}
+
+int sl__accel_run_req(const struct sl_accel_ops *ops, void *dev, struct sl_accel_req *req)
+{
+	int r;
+	switch (req->op) {
+	case SL_ACCEL_OP_CRC32C:
+		r = ops->crc32c_batch(dev, req->u.crc.bufs, req->u.crc.n, req->u.crc.out);
+		break;
+	case SL_ACCEL_OP_BLOOM_BUILD:
+		r = ops->bloom_build(dev, req->u.build.hashes, req->u.build.n, req->u.build.k,
+				     req->u.build.filter, req->u.build.size);
+		break;
+	case SL_ACCEL_OP_BLOOM_PROBE:
+		r = ops->bloom_probe(dev, req->u.probe.filters, req->u.probe.nfilters,
+				     req->u.probe.which, req->u.probe.hashes, req->u.probe.n,
+				     req->u.probe.out);
+		break;
+	case SL_ACCEL_OP_MERGE:
+		r = req->u.merge ? ops->merge(dev, req->u.merge) : -EINVAL;
+		break;
+	default:
+		r = -EINVAL;
+	}
+	req->status = r;
+	return r;
+}
+
+int sl__accel_submit(struct sl_accel *a, struct sl_accel_req *req)
+{
+	req->next = NULL;
+	req->device_ns = 0;
+	pthread_mutex_lock(a->mu);
+	a->inflight++;
+	pthread_mutex_unlock(a->mu);
+	if (a->ops->submit) {
+		int r = a->ops->submit(a->dev, req);
+		if (r < 0) {
+			pthread_mutex_lock(a->mu);
+			a->inflight--;
+			pthread_mutex_unlock(a->mu);
+		}
+		return r;
+	}
+	sl__accel_run_req(a->ops, a->dev, req);
+	pthread_mutex_lock(a->mu);
+	*a->done_tail = req;
+	a->done_tail = &req->next;
+	pthread_mutex_unlock(a->mu);
+	return 0;
+}
+
+int sl__accel_poll(struct sl_accel *a, int64_t timeout_ns)
+{
+	struct sl_accel_req *list = NULL;
+	if (a->ops->poll)
+		a->ops->poll(a->dev, timeout_ns, &list);
+	pthread_mutex_lock(a->mu);
+	/* The seam's own list (backends without a queue) goes after the backend's. */
+	struct sl_accel_req **tail = &list;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = a->done;
+	a->done = NULL;
+	a->done_tail = &a->done;
+	pthread_mutex_unlock(a->mu);
+	int n = 0;
+	while (list) {
+		struct sl_accel_req *r = list;
+		list = r->next;
+		r->next = NULL;
+		n++;
+		if (r->done)
+			r->done(r, r->arg);
+	}
+	pthread_mutex_lock(a->mu);
+	a->inflight -= (uint64_t)n;
+	pthread_mutex_unlock(a->mu);
+	return n;
 }

@@ -1,10 +1,14 @@
-/* accel.h - the accelerator seam: CRC32C and the fused compaction merge (in later releases also
- * bloom build/probe) behind one small versioned vtable. Callers see struct sl_accel and these
- * inline calls only, never a backend. accel depends only on the leaves block.h (the table
- * data-block codec) and bloom.h (the filter's hash and bit layout), which every backend
- * reproduces bit for bit.
+/* accel.h - the accelerator seam: CRC32C, bloom build and probe, and the fused compaction merge
+ * behind one versioned vtable, each callable synchronously or submitted asynchronously with a
+ * completion callback. Callers see struct sl_accel and the sl__accel_* calls only, never a
+ * backend. accel depends only on the leaves block.h (the table data-block codec) and bloom.h
+ * (the filter's hash and bit layout), which every backend reproduces bit for bit.
  *
- * Every backend must give bit-identical results to the cpu backend (accel_cpu.c, ISA-L).
+ * Backends: cpu (accel_cpu.c: ISA-L, the reference), sim (accel_sim.c: the device model of sim/
+ * running firmware/'s command processor), opencl (accel_opencl.c: any OpenCL device through the
+ * ICD loader, kernels/ (OpenCL C)), xrt (accel_xrt.c: native XRT loaded with dlopen), and auto
+ * (accel_auto.c: the planner, which calibrates the others at open and routes each call to the
+ * one predicted fastest for its size). Every backend must give bit-identical results to cpu.
  */
 #ifndef SL_ACCEL_H
 #define SL_ACCEL_H
@@ -12,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SL_ACCEL_OPS_VERSION 2
+#define SL_ACCEL_OPS_VERSION 3
 
 struct sl_accel_buf {
 	const void *data;
@@ -104,29 +108,142 @@ struct sl_accel_merge_job {
 	size_t bad_run, bad_block;                /* with SL_ECORRUPT */
 };
 
+/* ---- Bloom filters ------------------------------------------------------------------------
+ *
+ * Filters have bloom.h's layout (64-byte blocks, its hash, block choice and probe bits). Both
+ * operations take key hashes (sl__bloom_hash), which callers have at hand anyway. */
+struct sl_accel_filter {
+	const uint8_t *bits;
+	size_t size;  /* bytes, a multiple of 64 (below one block: rules nothing out) */
+	uint32_t k;   /* probes per key */
+};
+
+/* ---- Asynchronous requests ----------------------------------------------------------------
+ *
+ * Any operation can be submitted and completed later: sl__accel_submit queues it (the buffers
+ * it names must stay valid and untouched until completion), sl__accel_poll runs the callbacks
+ * of finished requests on the polling thread. A backend without its own queue (cpu) runs a
+ * request at submit and completes it at the next poll. */
+enum sl_accel_op {
+	SL_ACCEL_OP_CRC32C = 1,
+	SL_ACCEL_OP_BLOOM_BUILD,
+	SL_ACCEL_OP_BLOOM_PROBE,
+	SL_ACCEL_OP_MERGE,
+};
+
+struct sl_accel_req {
+	int op; /* enum sl_accel_op */
+	union {
+		struct {
+			const struct sl_accel_buf *bufs;
+			size_t n;
+			uint32_t *out;
+		} crc;
+		struct {
+			const uint64_t *hashes;
+			size_t n;
+			uint32_t k;
+			uint8_t *filter;
+			size_t size;
+		} build;
+		struct {
+			const struct sl_accel_filter *filters;
+			size_t nfilters;
+			const uint32_t *which; /* per key: its filter's index (NULL: all filter 0) */
+			const uint64_t *hashes;
+			size_t n;
+			uint8_t *out;
+		} probe;
+		struct sl_accel_merge_job *merge;
+	} u;
+	void (*done)(struct sl_accel_req *req, void *arg); /* status is set before it runs */
+	void *arg;
+	int status;          /* the operation's return, at completion */
+	uint64_t device_ns;  /* modelled or measured time on the device (0: not known) */
+	struct sl_accel_req *next; /* private to the seam and the backend */
+	void *priv;
+};
+
+/* What a backend says of itself (sluice accel). */
+struct sl_accel_info {
+	char name[16];      /* the backend: cpu, sim, opencl, xrt */
+	char device[128];   /* the device it drives ("ISA-L on x86-64", "NVIDIA H100 (OpenCL 3.0)") */
+	char detail[256];   /* free text: platform, driver, profile, compute units, memory */
+	uint32_t flags;     /* SL_ACCEL_INFO_* */
+};
+
+enum sl_accel_info_flags {
+	SL_ACCEL_INFO_DEVICE = 1 << 0, /* a real device (not the cpu, not a model) */
+	SL_ACCEL_INFO_MODEL = 1 << 1,  /* a model of a device (sim): its times are modelled */
+};
+
+/* Where and how to open a backend; zeroed fields take defaults. */
+struct sl_accel_config {
+	const char *binary;      /* --accel-binary: an xclbin or OpenCL program binary */
+	const char *device;      /* OpenCL: platform or device name substring, or "P:D" indexes */
+	const char *sim_profile; /* sim: "fpga" (PCIe FPGA card, default) or "gpu" */
+	const char *cache_dir;   /* OpenCL program-binary cache (default $XDG_CACHE_HOME/sluice) */
+	int calibrate;           /* auto: 0 = default probes, -1 = none (tests) */
+	int devices_only;        /* opencl: GPU and accelerator devices only, never a CPU device
+				    (the planner sets it: PoCL on the host is the cpu again) */
+};
+
 struct sl_accel_ops {
 	int version;           /* SL_ACCEL_OPS_VERSION */
-	const char *name;      /* "cpu", ... */
-	/* Probe and open the device. 0, -ENODEV when absent, or -errno. */
-	int (*open)(void **dev);
+	const char *name;      /* "cpu", "sim", "opencl", "xrt", "auto" */
+	/* Probe and open the device. 0, -ENODEV when absent (with a one-line reason in why, which
+	 * may be NULL), or -errno. */
+	int (*open)(const struct sl_accel_config *cfg, void **dev, char *why, size_t why_cap);
 	void (*close)(void *dev);
+	void (*info)(void *dev, struct sl_accel_info *out);
 	/* out[i] = CRC32C (Castagnoli, reflected, init and final xor 0xFFFFFFFF) of bufs[i], for
 	 * i < n. Buffers may have any length (0 included) and alignment. Returns 0 or -errno. */
 	int (*crc32c_batch)(void *dev, const struct sl_accel_buf *bufs, size_t n, uint32_t *out);
+	/* Set the bits of n hashes, k probes each, in filter (size bytes, a multiple of 64; bits
+	 * already set stay set: zero it first for a new filter). 0 or -errno (-EINVAL: a size not
+	 * a multiple of 64, k of 0 or above 64). */
+	int (*bloom_build)(void *dev, const uint64_t *hashes, size_t n, uint32_t k, uint8_t *filter,
+			   size_t size);
+	/* out[i] = may_contain(filters[which ? which[i] : 0], hashes[i]) for i < n (1 or 0). 0, or
+	 * -EINVAL for a which[i] >= nfilters. */
+	int (*bloom_probe)(void *dev, const struct sl_accel_filter *filters, size_t nfilters,
+			   const uint32_t *which, const uint64_t *hashes, size_t n, uint8_t *out);
 	/* The fused merge job (above), synchronously. Thread-safe for distinct jobs. */
 	int (*merge)(void *dev, struct sl_accel_merge_job *job);
+	/* Optional (NULL: the seam runs requests synchronously at submit). Queue req: 0, or
+	 * -EAGAIN when the device queue is full (poll, then submit again). */
+	int (*submit)(void *dev, struct sl_accel_req *req);
+	/* Optional with submit. Move finished requests to *done (a list through req->next, status
+	 * and device_ns set), waiting up to timeout_ns for at least one when none is finished
+	 * (0: do not wait). Returns how many. */
+	int (*poll)(void *dev, int64_t timeout_ns, struct sl_accel_req **done);
 };
 
 struct sl_accel {
 	const struct sl_accel_ops *ops;
 	void *dev;
+	/* The seam's own completion list for backends without submit/poll. */
+	void *mu;
+	struct sl_accel_req *done, **done_tail;
+	uint64_t inflight;
 };
 
-/* The backends compiled in. */
+/* The backends compiled in, cpu first. */
 extern const struct sl_accel_ops sl__accel_cpu_ops;
+extern const struct sl_accel_ops sl__accel_sim_ops;
+extern const struct sl_accel_ops sl__accel_opencl_ops;
+extern const struct sl_accel_ops sl__accel_xrt_ops;
+extern const struct sl_accel_ops sl__accel_auto_ops;
+/* Every backend but auto, in preference order for listing: cpu, sim, opencl, xrt. */
+extern const struct sl_accel_ops *const sl__accel_backends[];
+extern const size_t sl__accel_nbackends;
 
-/* Open the backend named by mode: "cpu", or "auto"/NULL (the fastest present; in this release
- * always cpu). SL_ECONFIG for an unknown name, -ENODEV when the named backend is absent. */
+/* Open the backend named by mode: "cpu", "sim", "opencl", "xrt", or "auto"/NULL (the planner:
+ * cpu plus every real device present, each call routed by the calibrated cost model). cfg may
+ * be NULL. SL_ECONFIG for an unknown name, -ENODEV when the named backend is absent (why, if
+ * not NULL, says why in one line), or -errno. */
+int sl__accel_open_cfg(const char *mode, const struct sl_accel_config *cfg,
+		       struct sl_accel **out, char *why, size_t why_cap);
 int sl__accel_open(const char *mode, struct sl_accel **out);
 void sl__accel_close(struct sl_accel *a);
 
@@ -136,10 +253,40 @@ static inline int sl__accel_crc32c_batch(const struct sl_accel *a, const struct 
 	return a->ops->crc32c_batch(a->dev, bufs, n, out);
 }
 
+static inline int sl__accel_bloom_build(const struct sl_accel *a, const uint64_t *hashes, size_t n,
+					uint32_t k, uint8_t *filter, size_t size)
+{
+	return a->ops->bloom_build(a->dev, hashes, n, k, filter, size);
+}
+
+static inline int sl__accel_bloom_probe(const struct sl_accel *a,
+					const struct sl_accel_filter *filters, size_t nfilters,
+					const uint32_t *which, const uint64_t *hashes, size_t n,
+					uint8_t *out)
+{
+	return a->ops->bloom_probe(a->dev, filters, nfilters, which, hashes, n, out);
+}
+
 static inline int sl__accel_merge(const struct sl_accel *a, struct sl_accel_merge_job *job)
 {
 	return a->ops->merge(a->dev, job);
 }
+
+static inline void sl__accel_info(const struct sl_accel *a, struct sl_accel_info *out)
+{
+	a->ops->info(a->dev, out);
+}
+
+/* Run req synchronously through the ops (what submit does for a backend without a queue):
+ * sets req->status and returns it. Backends may use it too. */
+int sl__accel_run_req(const struct sl_accel_ops *ops, void *dev, struct sl_accel_req *req);
+
+/* Submit req (op, its arguments, done and arg filled). 0 or -EAGAIN (queue full: poll first).
+ * Thread-safe. */
+int sl__accel_submit(struct sl_accel *a, struct sl_accel_req *req);
+/* Run the callbacks of finished requests, waiting up to timeout_ns for one when none has
+ * finished and some are in flight. Returns how many completed. One poller at a time. */
+int sl__accel_poll(struct sl_accel *a, int64_t timeout_ns);
 
 /* One buffer: the batch call with n = 1. */
 static inline uint32_t sl__accel_crc32c(const struct sl_accel *a, const void *data, size_t len)

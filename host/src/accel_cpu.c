@@ -7,8 +7,10 @@
 #include <errno.h>
 #include <isa-l/crc.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "accel.h"
 #include "block.h"
@@ -23,8 +25,9 @@
 _Static_assert(SL_ACCEL_MAX_KEY == SL_BLOCK_MAX_KEY, "the job's keys are the codec's keys");
 _Static_assert(SL_ACCEL_MAX_RUNS <= UINT32_MAX / 2, "run numbers fit the tree's u32 slots");
 
-static int cpu_open(void **dev)
+static int cpu_open(const struct sl_accel_config *cfg, void **dev, char *why, size_t why_cap)
 {
+	(void)cfg, (void)why, (void)why_cap;
 	*dev = NULL;
 	return 0;
 }
@@ -32,6 +35,49 @@ static int cpu_open(void **dev)
 static void cpu_close(void *dev)
 {
 	(void)dev;
+}
+
+static void cpu_info(void *dev, struct sl_accel_info *out)
+{
+	(void)dev;
+	memset(out, 0, sizeof(*out));
+	snprintf(out->name, sizeof(out->name), "cpu");
+	snprintf(out->device, sizeof(out->device), "host CPU (ISA-L CRC32C, blocked bloom, "
+		 "loser-tree merge)");
+	snprintf(out->detail, sizeof(out->detail), "the reference backend; %ld online CPUs",
+		 sysconf(_SC_NPROCESSORS_ONLN));
+}
+
+static int cpu_bloom_build(void *dev, const uint64_t *hashes, size_t n, uint32_t k,
+			   uint8_t *filter, size_t size)
+{
+	(void)dev;
+	if (size % SL_BLOOM_BLOCK || k == 0 || k > 64 || (n && !hashes) || (size && !filter))
+		return -EINVAL;
+	if (size)
+		sl__bloom_add(filter, size, hashes, n, k);
+	return 0;
+}
+
+static int cpu_bloom_probe(void *dev, const struct sl_accel_filter *filters, size_t nfilters,
+			   const uint32_t *which, const uint64_t *hashes, size_t n, uint8_t *out)
+{
+	(void)dev;
+	if (n && (!hashes || !out || !nfilters || !filters))
+		return -EINVAL;
+	if (!which) {
+		sl__bloom_probe_batch(filters[0].bits, filters[0].size, hashes, n, filters[0].k,
+				      out);
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (which[i] >= nfilters)
+			return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		const struct sl_accel_filter *f = &filters[which[i]];
+		out[i] = (uint8_t)sl__bloom_may_contain(f->bits, f->size, hashes[i], f->k);
+	}
+	return 0;
 }
 
 static uint32_t crc32c(const void *data, size_t len)
@@ -420,6 +466,9 @@ const struct sl_accel_ops sl__accel_cpu_ops = {
 	.name = "cpu",
 	.open = cpu_open,
 	.close = cpu_close,
+	.info = cpu_info,
 	.crc32c_batch = cpu_crc32c_batch,
+	.bloom_build = cpu_bloom_build,
+	.bloom_probe = cpu_bloom_probe,
 	.merge = cpu_merge,
 };

@@ -521,7 +521,12 @@ int sl__db_open_os(const struct sl_options *o, const struct sl_os *os, struct sl
 			goto out_free;
 		}
 	}
-	if ((r = sl__accel_open(o->accel, &db->accel)) < 0)
+	struct sl_accel_config ac = { .binary = o->accel_binary, .device = o->accel_device };
+	char why[256];
+	if ((r = sl__accel_open_cfg(o->accel, &ac, &db->accel, why, sizeof(why))) < 0 && why[0])
+		fprintf(stderr, "sluice: db: accelerator \"%s\": %s\n", o->accel ? o->accel : "auto",
+			why);
+	if (r < 0)
 		goto out_free;
 	struct sl_wal_config wc = {
 		.dir = db->dir,

@@ -727,7 +727,12 @@ static void spot_check(struct crash *c, struct sl_db *db, struct sl_db *ref, uin
 			if (p[0] == 'A' || p[0] == 'F') {
 				struct sl_order o = { 0 }, ro = { 0 };
 				int r = sl_db_get_order(db, m.locate, m.u.add_order.ref, &o);
+				int rr = sl_db_get_order(ref, m.locate, m.u.add_order.ref, &ro);
 
+				/* An order in a final state may be gone: compaction drops those at
+				 * the bottom level (the event stream keeps their history). */
+				if (r == SL_ENOTFOUND && rr == 0 && ro.status != SL_ORDER_OPEN)
+					break;
 				expect(r == 0, "order %" PRIu64 " added at seq %" PRIu64 ": %s",
 				       m.u.add_order.ref, k, sl_strerror(r));
 				expect(o.added_seq == k && o.ref == m.u.add_order.ref &&
@@ -738,9 +743,8 @@ static void spot_check(struct crash *c, struct sl_db *db, struct sl_db *ref, uin
 					       sym_eq(o.stock, m.u.add_order.stock),
 				       "order %" PRIu64 " does not match its add at seq %" PRIu64,
 				       o.ref, k);
-				r = sl_db_get_order(ref, m.locate, m.u.add_order.ref, &ro);
-				expect(r == 0, "reference order %" PRIu64 ": %s", m.u.add_order.ref,
-				       sl_strerror(r));
+				expect(rr == 0, "reference order %" PRIu64 ": %s", m.u.add_order.ref,
+				       sl_strerror(rr));
 				check_order_equal(&o, &ro, k);
 			} else {
 				struct sl_trade tr = { 0 }, rt = { 0 };
