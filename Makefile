@@ -28,7 +28,7 @@ OPT := -O2
 LDSAN :=
 endif
 CFLAGS_ALL := $(CFLAGS_BASE) $(OPT) $(CFLAGS)
-LIBS := -lck -lisal -lm -pthread
+LIBS := -lck -lisal -lOpenCL -ldl -lm -pthread
 LDFLAGS_ALL := $(LDSAN) $(LDFLAGS)
 
 # ---- Library --------------------------------------------------------------------------------
@@ -42,6 +42,9 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS_ALL) -DSL_BUILDING_LIBRARY -c -o $@ $<
+
+# ---- OpenCL kernels (owned by the OpenCL backend's work) --------------------------------------
+# (placeholder: the rule that embeds kernels/*.cl into the library goes here)
 
 $(BUILD)/libsluice.a: $(LIB_OBJS)
 	@$(if $(Q),echo "  AR      $@")
@@ -88,6 +91,10 @@ MOD_manifest := os $(ACCEL) err
 MOD_flush := memtable itch keys sst wal os $(ACCEL) feed mold err
 MOD_tables := sst manifest keys os $(ACCEL) err
 MOD_compact := tables sst manifest keys os $(ACCEL) err
+MOD_sim := $(ACCEL) err
+MOD_opencl := $(ACCEL) err
+MOD_xrt := $(ACCEL) err
+MOD_backends := $(ACCEL) err
 MOD_db := $(basename $(notdir $(LIB_SRCS)))
 
 TEST_EXTRA_wal := fault_os

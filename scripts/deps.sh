@@ -2,11 +2,14 @@
 # deps.sh - install the Debian packages Sluice needs, once. Prints what it installs; a no-op
 # (one line) when everything is present. Usage: scripts/deps.sh [build|bench]
 #   build: compiler tools and libraries for the library, programs and tests (tshark: one
-#          test checks that generated pcaps decode in Wireshark's dissectors)
+#          test checks that generated pcaps decode in Wireshark's dissectors; PoCL: the
+#          OpenCL backend's tests run on it)
 #   bench: build, plus RocksDB (the benchmark peer only)
 set -eu
 want="${1:-build}"
 pkgs="gcc make pkg-config libck-dev libcmocka-dev libisal-dev iproute2 tshark"
+# OpenCL: the ICD loader (the library links it), the headers, and PoCL (CI's OpenCL device).
+pkgs="$pkgs ocl-icd-opencl-dev opencl-c-headers pocl-opencl-icd clinfo"
 if [ "$want" = bench ]; then
 	pkgs="$pkgs librocksdb-dev"
 fi

@@ -39,6 +39,21 @@ for t in tests/integration/*.sh; do
 	[ -f "$t" ] || continue
 	run_one "$(basename "$t")" sh "$t"
 done
+# The engine's tests once more on each accelerator backend that is present (the seam promises
+# bit-identical results, so every answer must stay the same); absent ones are named.
+accel_json=$("$BUILD/bin/sluice" accel --accel=cpu --json 2>/dev/null || true)
+for mode in sim opencl; do
+	if ! printf '%s' "$accel_json" | grep -q "\"name\":\"$mode\",\"available\":true"; then
+		why=$(printf '%s' "$accel_json" | sed -n "s/.*\"name\":\"$mode\",\"available\":false,\"why\":\"\([^\"]*\)\".*/\1/p")
+		echo "==> engine tests with SLUICE_ACCEL=$mode: skipped, backend absent: ${why:-unknown}"
+		continue
+	fi
+	for t in test_db test_compact test_tables test_sst test_flush; do
+		[ -x "$BUILD/tests/$t" ] || continue
+		run_one "$t (SLUICE_ACCEL=$mode)" env SLUICE_ACCEL=$mode SL_TEST_QUICK=1 \
+			"$BUILD/tests/$t"
+	done
+done
 echo
 echo "files: $files run${bad_files:+; failed:$bad_files}"
 echo "tests: $cases_pass passed, $cases_fail failed"

@@ -97,7 +97,9 @@ SL_API void sl_options_init(struct sl_options *o)
 	o->rerequest_timeout_us = 50000;
 	o->gap_give_up_ms = 5000;
 	o->reorder_buffer_packets = 4096;
-	o->accel = "auto";
+	/* SLUICE_ACCEL overrides the default backend for every program and test of a run. */
+	const char *env = getenv("SLUICE_ACCEL");
+	o->accel = env && env[0] ? env : "auto";
 	o->expected_orders = 1u << 20;
 	o->memtable_bytes = 256ull << 20;
 	o->compaction = 1;

@@ -532,7 +532,7 @@ int main(void)
 {
 	mod = calloc(1, sizeof(*mod));
 	assert_non_null(mod);
-	assert_int_equal(sl__accel_open("cpu", &acc), 0);
+	assert_int_equal(sl__accel_open(sl_test_accel(), &acc), 0);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_level0_into_level1_newest_wins),
 		cmocka_unit_test(test_tombstones_kept_above_older_data),

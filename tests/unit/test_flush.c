@@ -35,7 +35,7 @@ static void fixture_new(struct fixture *f, uint64_t n)
 {
 	memset(f, 0, sizeof(*f));
 	assert_non_null(sl_test_mkdtemp(f->dir, sizeof(f->dir), "flush"));
-	assert_int_equal(sl__accel_open("cpu", &f->accel), 0);
+	assert_int_equal(sl__accel_open(sl_test_accel(), &f->accel), 0);
 	struct sl_wal_config wc = { .dir = f->dir, .segment_bytes = 1 << 20,
 				    .buffer_bytes = 1 << 20, .no_sync = 1 };
 	assert_int_equal(sl__wal_open(&wc, sl__os_default(), f->accel, NULL, NULL, &f->log), 0);

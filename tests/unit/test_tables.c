@@ -936,7 +936,7 @@ static int group_setup(void **state)
 {
 	(void)state;
 	nrefs = getenv("SL_TEST_QUICK") ? 600 : 2000;
-	return sl__accel_open("cpu", &acc);
+	return sl__accel_open(sl_test_accel(), &acc);
 }
 
 static int group_teardown(void **state)

@@ -84,4 +84,12 @@ static inline void sl_test_flip_bit(const char *path, uint64_t off, int bit)
 }
 #endif
 
+/* The accelerator backend a test opens: SLUICE_ACCEL when tests/run.sh repeats the engine's
+ * tests on another backend, else the reference. */
+static inline const char *sl_test_accel(void)
+{
+	const char *e = getenv("SLUICE_ACCEL");
+	return e && e[0] ? e : "cpu";
+}
+
 #endif /* SL_TESTUTIL_H */
