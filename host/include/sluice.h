@@ -421,6 +421,8 @@ struct sl_stats {
 	uint64_t compactions, compaction_errors, compacted_read_bytes, compacted_bytes;
 	uint64_t compaction_dropped;   /* entries dropped: shadowed versions and final orders */
 	uint64_t compaction_running;   /* 1 while a compaction job runs */
+	uint64_t compaction_pending;   /* levels over their target now (work the compaction
+					  thread has yet to do; 0 when idle) */
 	uint64_t events_retired_tables, events_retired_bytes; /* event tables dropped by retention */
 	uint64_t bloom_probes, bloom_negatives, bloom_false_positives; /* table lookups: probes,
 								 "certainly absent" answers, and

@@ -952,6 +952,7 @@ SL_API int sl_db_stats(struct sl_db *db, struct sl_stats *out)
 	out->compacted_bytes = ss.compacted_bytes;
 	out->compaction_dropped = ss.compaction_dropped;
 	out->compaction_running = ss.compaction_running;
+	out->compaction_pending = ss.compaction_pending;
 	out->events_retired_tables = ss.events_retired_tables;
 	out->events_retired_bytes = ss.events_retired_bytes;
 	out->bloom_probes = ss.bloom_probes;

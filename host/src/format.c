@@ -205,6 +205,7 @@ SL_API int sl_stats_format(const struct sl_stats *s, int flags, char *buf, size_
 		{ "compactions", s->compactions },
 		{ "compaction_errors", s->compaction_errors },
 		{ "compaction_running", s->compaction_running },
+		{ "compaction_pending", s->compaction_pending },
 		{ "compacted_read_bytes", s->compacted_read_bytes },
 		{ "compacted_bytes", s->compacted_bytes },
 		{ "compaction_dropped", s->compaction_dropped },

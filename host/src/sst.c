@@ -568,6 +568,7 @@ struct idx_ent {
 struct sl_sst {
 	const struct sl_os *os;
 	struct sl_accel *accel;
+	uint64_t tag; /* the owner's (tables: the file number) */
 	char *path;
 	const uint8_t *map;
 	size_t size;
@@ -818,6 +819,16 @@ void sl__sst_get_meta(const struct sl_sst *t, struct sl_sst_meta *out)
 	out->user[1] = t->user[1];
 	out->bloom_bytes = (uint32_t)t->bloom_bytes;
 	out->bloom_probes = t->probes;
+}
+
+void sl__sst_set_tag(struct sl_sst *t, uint64_t tag)
+{
+	t->tag = tag;
+}
+
+uint64_t sl__sst_tag(const struct sl_sst *t)
+{
+	return t->tag;
 }
 
 const char *sl__sst_path(const struct sl_sst *t)

@@ -94,6 +94,9 @@ int sl__sst_open_report(const struct sl_os *os, struct sl_accel *accel, const ch
 			uint64_t *bad_off, const char **what);
 void sl__sst_get_meta(const struct sl_sst *t, struct sl_sst_meta *out);
 const char *sl__sst_path(const struct sl_sst *t);
+/* A value the owner keeps with an open table (0 after open); set it before sharing the table. */
+void sl__sst_set_tag(struct sl_sst *t, uint64_t tag);
+uint64_t sl__sst_tag(const struct sl_sst *t);
 
 /* Data blocks of an open table, for a merge job: how many, and block i's bytes (trailer included,
  * pointing into the mapping, valid until close; CRC not checked here: the job checks it) and

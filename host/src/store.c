@@ -879,6 +879,8 @@ void sl__store_get_stats(struct sl_store *s, struct sl_store_stats *out)
 		out->checkpoint_seq = s->ver->checkpoint_seq;
 		if (s->ver->n[SL_EVENT_LEVEL])
 			out->first_event_seq = s->ver->tables[SL_EVENT_LEVEL][0].min_seq;
+		for (int l = 0; s->compactor && s->cfg.compaction && l < SL_STATE_BOTTOM; l++)
+			out->compaction_pending += sl__compact_score(s->compactor, s->ver, l) >= 1.0;
 		for (int l = 0; l < SL_LEVELS && l < 8; l++) {
 			for (size_t i = 0; i < s->ver->n[l]; i++) {
 				out->levels_tables[l]++;

@@ -34,7 +34,7 @@ struct sl_store_stats {
 	uint64_t tables, table_bytes, levels_tables[8], levels_bytes[8];
 	uint64_t rotations, rotate_waits, flushes, flush_errors, flushed_bytes, immutables;
 	uint64_t compactions, compaction_errors, compacted_read_bytes, compacted_bytes;
-	uint64_t compaction_dropped, compaction_running;
+	uint64_t compaction_dropped, compaction_running, compaction_pending;
 	uint64_t events_retired_tables, events_retired_bytes;
 	uint64_t bloom_probes, bloom_negatives, bloom_false_positives;
 	uint64_t first_event_seq; /* the oldest sequence event tables still hold (0: none) */

@@ -213,6 +213,8 @@ int sl__tables_get(struct sl_tables *tc, uint64_t file_no, struct sl_sst **out)
 	table_path(tc, file_no, path, sizeof(path));
 	struct sl_sst *t = NULL;
 	int r = sl__sst_open(tc->os, tc->accel, path, &t);
+	if (r == 0)
+		sl__sst_set_tag(t, file_no);
 
 	pthread_mutex_lock(&tc->mu);
 	e = map_find(tc, file_no);
@@ -255,15 +257,10 @@ int sl__tables_get(struct sl_tables *tc, uint64_t file_no, struct sl_sst **out)
 	return 0;
 }
 
-/* The entry of an open table, from the name its path ends with (we built that path). */
+/* The entry of an open table: its file number is the table's tag (set at open). */
 static struct entry *find_sst(struct sl_tables *tc, const struct sl_sst *t)
 {
-	const char *p = sl__sst_path(t);
-	size_t len = strlen(p);
-	uint64_t no = 0;
-	if (len < SST_NAME_LEN || !parse_name(p + len - SST_NAME_LEN, &no))
-		return NULL;
-	struct entry *e = map_find(tc, no);
+	struct entry *e = map_find(tc, sl__sst_tag(t));
 	return e && e->sst == t ? e : NULL;
 }
 
