@@ -627,6 +627,8 @@ SL_API int sl_db_close(struct sl_db *db)
 	if (!db)
 		return 0;
 	int r = 0;
+	if (db->st)
+		sl__store_begin_close(db->st);
 	stop_applier(db);
 	/* The flush thread reads the log: stop it before the log goes. */
 	sl__store_close(db->st);
@@ -1035,9 +1037,10 @@ SL_API int sl_db_flush(struct sl_db *db)
 {
 	if (db->rdonly || !db->applier_running)
 		return SL_ERDONLY;
-	/* The applier rotates at its next batch: hand it an empty one. */
-	sl__store_request_rotate(db->st);
+	/* The applier rotates once it has applied everything appended so far: hand it an empty
+	 * batch in case nothing else comes. */
 	uint64_t last = db->last_seq;
+	sl__store_request_rotate(db->st, last);
 	queue_batch(db, writer_slot(db), last);
 	return sl__store_wait_flushed(db->st, last);
 }

@@ -114,7 +114,8 @@ static int write_stock(void *arg, const struct sl_stock *s)
 
 static int write_sorted(struct sl_sst_writer *w, struct entries *e, uint64_t *count)
 {
-	qsort(e->v, e->n, sizeof(*e->v), cmp_entry);
+	if (e->n)
+		qsort(e->v, e->n, sizeof(*e->v), cmp_entry);
 	for (size_t i = 0; i < e->n; i++) {
 		int r = sl__sst_writer_add(w, e->v[i].key, e->v[i].klen, e->v[i].val,
 					   e->v[i].vlen, e->v[i].flags);

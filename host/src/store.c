@@ -53,7 +53,11 @@ struct sl_store {
 	int flusher_running, stop;
 	int stalled;             /* the applier waits for the flush thread (tables cannot be
 				    written: a full disk); __atomic */
-	int rotate_req;          /* rotate at the next apply whatever the size; __atomic */
+	uint64_t rotate_at;      /* rotate once applied through this sequence, whatever the size
+				    (0: no request); __atomic */
+	int closing;             /* close began: rotations stop waiting; under fmu */
+	int flush_err;           /* the last flush attempt's error, 0 once one succeeds;
+				    __atomic */
 
 	/* Compaction: its thread sleeps on ccv (under fmu) until a flush or a request. */
 	struct sl_compactor *compactor;
@@ -62,6 +66,12 @@ struct sl_store {
 	pthread_t compacter;
 	int compacter_running;
 	uint64_t compact_kicks;  /* under fmu */
+
+	/* Open scans read memtables without the lock: a flushed memtable waits here (under fmu)
+	 * until the last scan closes. */
+	uint64_t scans_open;     /* __atomic; incremented under the read lock */
+	struct sl_memtable **deferred;
+	size_t ndeferred, deferred_cap;
 
 	struct sl_store_stats st; /* counters, updated with __atomic adds */
 };
@@ -304,6 +314,33 @@ static int flush_one(struct sl_store *s, const struct imm *im)
 	return 0;
 }
 
+/* Free a memtable no lookup can reach, or keep it for the scans still open. */
+static void release_memtable(struct sl_store *s, struct sl_memtable *mt)
+{
+	pthread_mutex_lock(&s->fmu);
+	if (__atomic_load_n(&s->scans_open, __ATOMIC_ACQUIRE)) {
+		if (s->ndeferred == s->deferred_cap) {
+			size_t cap = s->deferred_cap ? s->deferred_cap * 2 : 8;
+			struct sl_memtable **d = realloc(s->deferred, cap * sizeof(*d));
+			if (d) {
+				s->deferred = d;
+				s->deferred_cap = cap;
+			}
+		}
+		if (s->ndeferred < s->deferred_cap) {
+			s->deferred[s->ndeferred++] = mt;
+			mt = NULL;
+		}
+	}
+	pthread_mutex_unlock(&s->fmu);
+	/* Out of memory for the list: the scan is lost over freeing late; wait for it. */
+	while (mt && __atomic_load_n(&s->scans_open, __ATOMIC_ACQUIRE)) {
+		struct timespec ts = { 0, 1000000 };
+		nanosleep(&ts, NULL);
+	}
+	sl__memtable_free(mt);
+}
+
 static void *flusher_main(void *arg)
 {
 	struct sl_store *s = arg;
@@ -321,8 +358,12 @@ static void *flusher_main(void *arg)
 		struct imm im = s->imm[0];
 		pthread_rwlock_unlock(&s->lock);
 		int r = flush_one(s, &im);
+		__atomic_store_n(&s->flush_err, r, __ATOMIC_RELEASE);
 		if (r) {
 			add_stat(&s->st.flush_errors, 1);
+			pthread_mutex_lock(&s->fmu);
+			pthread_cond_broadcast(&s->fcv); /* flush waiters learn of it */
+			pthread_mutex_unlock(&s->fmu);
 			fprintf(stderr, "sluice: store: flushing sequences %" PRIu64 "..%" PRIu64
 				" failed: %s; retrying in 1 s (the log keeps them)\n",
 				im.first_seq, im.last_seq, sl_strerror(r));
@@ -335,8 +376,9 @@ static void *flusher_main(void *arg)
 		memmove(&s->imm[0], &s->imm[1], (s->nimm - 1) * sizeof(s->imm[0]));
 		__atomic_store_n(&s->nimm, s->nimm - 1, __ATOMIC_RELEASE);
 		pthread_rwlock_unlock(&s->lock);
-		/* No reader can reach the flushed memtable any more (they take the lock). */
-		sl__memtable_free(im.mt);
+		/* No lookup can reach the flushed memtable any more (they take the lock); a scan
+		 * opened before may still read it. */
+		release_memtable(s, im.mt);
 		add_stat(&s->st.flushes, 1);
 		/* The log no longer needs what the tables hold. */
 		r = s->log->ops->truncate_before(s->log->impl, im.last_seq + 1);
@@ -358,7 +400,10 @@ int sl__store_after_apply(struct sl_store *s, uint64_t last_seq)
 {
 	if (s->cfg.rdonly)
 		return 0;
-	int forced = __atomic_exchange_n(&s->rotate_req, 0, __ATOMIC_ACQ_REL);
+	uint64_t at = __atomic_load_n(&s->rotate_at, __ATOMIC_ACQUIRE);
+	int forced = at && last_seq >= at &&
+		     __atomic_compare_exchange_n(&s->rotate_at, &at, 0, 0, __ATOMIC_ACQ_REL,
+						 __ATOMIC_RELAXED);
 	if (!forced) {
 		if (!s->cfg.memtable_bytes)
 			return 0;
@@ -372,14 +417,19 @@ int sl__store_after_apply(struct sl_store *s, uint64_t last_seq)
 		return 0;
 	/* Room for one more immutable: wait (counted) while the flush thread catches up. */
 	pthread_mutex_lock(&s->fmu);
-	if (__atomic_load_n(&s->nimm, __ATOMIC_ACQUIRE) == MAX_IMM) {
+	if (__atomic_load_n(&s->nimm, __ATOMIC_ACQUIRE) == MAX_IMM && !s->closing) {
 		add_stat(&s->st.rotate_waits, 1);
 		__atomic_store_n(&s->stalled, 1, __ATOMIC_RELEASE);
 	}
-	while (__atomic_load_n(&s->nimm, __ATOMIC_ACQUIRE) == MAX_IMM && !s->stop)
+	while (__atomic_load_n(&s->nimm, __ATOMIC_ACQUIRE) == MAX_IMM && !s->stop && !s->closing)
 		pthread_cond_wait(&s->fcv, &s->fmu);
 	__atomic_store_n(&s->stalled, 0, __ATOMIC_RELEASE);
+	int closing = s->closing || __atomic_load_n(&s->nimm, __ATOMIC_ACQUIRE) == MAX_IMM;
 	pthread_mutex_unlock(&s->fmu);
+	/* Closing with every slot taken (flushes failing): the memtable just grows; the log
+	 * holds everything for the next open. */
+	if (closing && __atomic_load_n(&s->nimm, __ATOMIC_ACQUIRE) == MAX_IMM)
+		return 0;
 	struct sl_memtable *fresh;
 	int r = sl__memtable_new(s->cfg.os, s->cfg.expected_orders, &fresh);
 	if (r)
@@ -576,9 +626,9 @@ int sl__store_compact(struct sl_store *s)
 	return r < 0 ? r : 0;
 }
 
-void sl__store_request_rotate(struct sl_store *s)
+void sl__store_request_rotate(struct sl_store *s, uint64_t seq)
 {
-	__atomic_store_n(&s->rotate_req, 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&s->rotate_at, seq ? seq : 1, __ATOMIC_RELEASE);
 }
 
 int sl__store_wait_flushed(struct sl_store *s, uint64_t seq)
@@ -587,7 +637,8 @@ int sl__store_wait_flushed(struct sl_store *s, uint64_t seq)
 	for (;;) {
 		uint64_t cp = sl__store_checkpoint(s);
 		size_t nimm = __atomic_load_n(&s->nimm, __ATOMIC_ACQUIRE);
-		if ((nimm == 0 && cp >= seq) || s->stop || !s->flusher_running)
+		if ((nimm == 0 && cp >= seq) || s->stop || !s->flusher_running ||
+		    __atomic_load_n(&s->flush_err, __ATOMIC_ACQUIRE))
 			break;
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
@@ -598,7 +649,8 @@ int sl__store_wait_flushed(struct sl_store *s, uint64_t seq)
 		}
 		pthread_cond_timedwait(&s->fcv, &s->fmu, &ts);
 	}
-	int r = sl__store_checkpoint(s) >= seq ? 0 : SL_EFAILED;
+	int err = __atomic_load_n(&s->flush_err, __ATOMIC_ACQUIRE);
+	int r = sl__store_checkpoint(s) >= seq ? 0 : err ? err : SL_EFAILED;
 	pthread_mutex_unlock(&s->fmu);
 	return r;
 }
@@ -693,7 +745,18 @@ void sl__store_events_close(struct sl_store_events *c)
 
 int sl__store_stalled(struct sl_store *s)
 {
-	return __atomic_load_n(&s->stalled, __ATOMIC_ACQUIRE);
+	/* Waiting for a flush thread that is merely behind is back-pressure, not a stall: only
+	 * one whose flushes fail (a full disk) stops the state from advancing. */
+	return __atomic_load_n(&s->stalled, __ATOMIC_ACQUIRE) &&
+	       __atomic_load_n(&s->flush_err, __ATOMIC_ACQUIRE);
+}
+
+void sl__store_begin_close(struct sl_store *s)
+{
+	pthread_mutex_lock(&s->fmu);
+	s->closing = 1;
+	pthread_cond_broadcast(&s->fcv);
+	pthread_mutex_unlock(&s->fmu);
 }
 
 uint64_t sl__store_first_seq(struct sl_store *s)
@@ -842,6 +905,9 @@ void sl__store_close(struct sl_store *s)
 	for (size_t i = 0; i < s->nimm; i++)
 		sl__memtable_free(s->imm[i].mt);
 	sl__memtable_free(s->mt);
+	for (size_t i = 0; i < s->ndeferred; i++)
+		sl__memtable_free(s->deferred[i]);
+	free(s->deferred);
 	if (s->man)
 		sl__manifest_release(s->man, s->ver);
 	sl__tables_close(s->tc);
@@ -982,7 +1048,34 @@ struct sl_store_scan {
 	size_t nsrc;
 	uint8_t cur[SL_SST_MAX_KEY]; /* the key scan_step settled */
 	size_t cur_len;
+	/* The memtables at open, newest first: pinned by scans_open until close. */
+	struct sl_memtable *mts[MAX_IMM + 1];
+	size_t nmts;
+	int pinned;
 };
+
+/* Does a memtable of the scan hold key (any stock)? Then a table's entry of it is older. */
+static int in_memtables(const struct sl_store_scan *c, const uint8_t *key, size_t klen)
+{
+	uint64_t a;
+	uint16_t loc;
+	int kind = sl__key_parse(key, klen, &a, &loc);
+	for (size_t i = 0; i < c->nmts; i++) {
+		int r;
+		if (kind == SL_KEY_ORDER) {
+			struct sl_order o;
+			r = sl__memtable_get_order(c->mts[i], loc, a, &o);
+		} else if (kind == SL_KEY_TRADE) {
+			struct sl_trade t;
+			r = sl__memtable_get_trade(c->mts[i], a, &t);
+		} else {
+			r = SL_ENOTFOUND;
+		}
+		if (r != SL_ENOTFOUND)
+			return 1;
+	}
+	return 0;
+}
 
 static int in_time(const struct sl_store_scan *c, uint64_t ts)
 {
@@ -1009,8 +1102,8 @@ static struct mem_rec *mem_push(struct sl_store_scan *c)
 static int scan_collect_order(void *arg, const struct sl_order *o)
 {
 	struct sl_store_scan *c = arg;
-	if (!in_time(c, o->added_ts))
-		return 0; /* added_ts never changes: no version of this key is in range */
+	/* Every version, in range or not: the newest one decides, then the range (a reused
+	 * reference number can move an order out of it). */
 	struct mem_rec *m = mem_push(c);
 	if (!m)
 		return c->err;
@@ -1023,8 +1116,6 @@ static int scan_collect_order(void *arg, const struct sl_order *o)
 static int scan_collect_trade(void *arg, const struct sl_trade *t)
 {
 	struct sl_store_scan *c = arg;
-	if (!in_time(c, t->ts))
-		return 0;
 	struct mem_rec *m = mem_push(c);
 	if (!m)
 		return c->err;
@@ -1094,11 +1185,14 @@ int sl__store_scan_open(struct sl_store *s, int kind, uint16_t locate, uint64_t 
 	}
 	int r = 0;
 	pthread_rwlock_rdlock(&s->lock);
-	c->layer = 0;
-	r = collect_layer(c, s->mt);
-	for (size_t i = s->nimm; !r && i-- > 0;) {
-		c->layer++;
-		r = collect_layer(c, s->imm[i].mt);
+	__atomic_add_fetch(&s->scans_open, 1, __ATOMIC_ACQ_REL);
+	c->pinned = 1;
+	c->mts[c->nmts++] = s->mt;
+	for (size_t i = s->nimm; i-- > 0;)
+		c->mts[c->nmts++] = s->imm[i].mt;
+	for (size_t i = 0; !r && i < c->nmts; i++) {
+		c->layer = (uint32_t)i;
+		r = collect_layer(c, c->mts[i]);
 	}
 	if (!r && s->ver) {
 		size_t total = 0;
@@ -1120,9 +1214,22 @@ int sl__store_scan_open(struct sl_store *s, int kind, uint16_t locate, uint64_t 
 	if (c->nmem)
 		qsort(c->mem, c->nmem, sizeof(*c->mem), mem_cmp);
 	size_t w = 0;
-	for (size_t i = 0; i < c->nmem; i++)
-		if (!w || memcmp(c->mem[w - 1].key, c->mem[i].key, SL_KEY_MAX_LEN))
-			c->mem[w++] = c->mem[i];
+	for (size_t i = 0; i < c->nmem; i++) {
+		if (w && !memcmp(c->mem[w - 1].key, c->mem[i].key, SL_KEY_MAX_LEN))
+			continue;
+		/* A trade whose match number moved to another stock in a newer memtable is that
+		 * stock's now: this chain's copy is stale. */
+		struct mem_rec *m = &c->mem[i];
+		int moved = 0;
+		for (uint32_t l = 0; c->kind == SL_SCAN_TRADES && l < m->layer && !moved; l++) {
+			struct sl_trade t;
+			moved = sl__memtable_get_trade(c->mts[l], m->u.t.match, &t) == 0 &&
+				t.locate != c->locate;
+		}
+		c->mem[w++] = *m;
+		if (moved)
+			c->mem[w - 1].layer = UINT32_MAX; /* shadows the key, never returned */
+	}
 	c->nmem = w;
 	*out = c;
 	return 0;
@@ -1192,6 +1299,13 @@ static int scan_step(struct sl_store_scan *c, const struct mem_rec **from_mem, c
 		if (c->mpos < c->nmem && !key_cmp_n(c->mem[c->mpos].key, c->klen, key, min_len)) {
 			*from_mem = &c->mem[c->mpos++];
 			found = 1;
+			if ((*from_mem)->layer == UINT32_MAX)
+				deleted = 1;
+		} else if (in_memtables(c, key, min_len)) {
+			/* Newer in a memtable, under another stock or out of this scan's view: the
+			 * tables' copies are stale. */
+			found = 1;
+			deleted = 1;
 		}
 		for (size_t i = 0; i < c->nsrc; i++) {
 			struct scan_src *src = &c->src[i];
@@ -1257,6 +1371,22 @@ void sl__store_scan_close(struct sl_store_scan *c)
 {
 	if (!c)
 		return;
+	if (c->pinned) {
+		struct sl_store *s = c->s;
+		struct sl_memtable **free_now = NULL;
+		size_t n = 0;
+		pthread_mutex_lock(&s->fmu);
+		if (__atomic_sub_fetch(&s->scans_open, 1, __ATOMIC_ACQ_REL) == 0) {
+			free_now = s->deferred;
+			n = s->ndeferred;
+			s->deferred = NULL;
+			s->ndeferred = s->deferred_cap = 0;
+		}
+		pthread_mutex_unlock(&s->fmu);
+		for (size_t i = 0; i < n; i++)
+			sl__memtable_free(free_now[i]);
+		free(free_now);
+	}
 	for (size_t i = 0; i < c->nsrc; i++) {
 		sl__sst_iter_free(c->src[i].it);
 		sl__tables_put(c->s->tc, c->src[i].h);

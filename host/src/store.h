@@ -64,8 +64,8 @@ struct sl_memtable *sl__store_active(struct sl_store *s);
  * (waiting, counted, while the flush thread is behind). 0 or -ENOMEM. */
 int sl__store_after_apply(struct sl_store *s, uint64_t last_seq);
 
-/* 1 while the applier waits for the flush thread to make room (it cannot write tables):
- * state stops advancing, durability does not. Any thread. */
+/* 1 while the applier waits for the flush thread to make room and flushes are failing (it
+ * cannot write tables): state stops advancing, durability does not. Any thread. */
 int sl__store_stalled(struct sl_store *s);
 
 /* Any thread: newest state first (active memtable, immutables, then tables). 0,
@@ -84,10 +84,16 @@ void sl__store_events_close(struct sl_store_events *c);
 
 void sl__store_get_stats(struct sl_store *s, struct sl_store_stats *out);
 
-/* Rotate the active memtable at the next apply whatever its size (any thread; the applier
- * acts on it), then wait until nothing waits for a flush and the checkpoint reached seq. */
-void sl__store_request_rotate(struct sl_store *s);
+/* Rotate the active memtable once the applier has applied through seq, whatever its size (any
+ * thread; the applier acts on it). Then wait_flushed waits until nothing waits for a flush and
+ * the checkpoint reached seq: 0, or the flush's error once a flush fails (it keeps retrying in
+ * the background; the log holds everything). */
+void sl__store_request_rotate(struct sl_store *s, uint64_t seq);
 int sl__store_wait_flushed(struct sl_store *s, uint64_t seq);
+
+/* Close is coming: a rotation waiting for room (flushes failing) stops waiting, so the applier
+ * can drain and stop. Any thread. */
+void sl__store_begin_close(struct sl_store *s);
 
 /* Full compaction of every state table present now (waits for it; background compactions
  * wait meanwhile). 0 or the first error (the store stays as it was). */
