@@ -108,7 +108,7 @@ TEST_EXTRA_compact := fault_os
 MOD_corrupt := $(basename $(notdir $(LIB_SRCS)))
 TEST_EXTRA_corrupt := fault_os
 MOD_model := $(basename $(notdir $(LIB_SRCS)))
-TEST_EXTRA_model := fault_os
+TEST_EXTRA_model := fault_os model
 
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_NAMES := $(patsubst tests/unit/test_%.c,%,$(UNIT_SRCS))
@@ -129,14 +129,18 @@ $(BUILD)/tests/test_$(1): $(BUILD)/tests/obj/test_$(1).o \
 endef
 $(foreach m,$(UNIT_NAMES),$(eval $(call unit_rule,$(m))))
 
-# Crash tests: tests/crash/*.c link the whole library (they fork children that ingest).
+# Crash tests: tests/crash/*.c link the whole library (they fork children that ingest), and
+# tests/crash/<t>.c also the tests/unit/<helper>.c listed in CRASH_EXTRA_<t>.
 CRASH_SRCS := $(sort $(wildcard tests/crash/*.c))
 CRASH_BINS := $(patsubst tests/crash/%.c,$(BUILD)/tests/%,$(CRASH_SRCS))
+CRASH_EXTRA_crash_model := model
+$(foreach t,$(CRASH_BINS),$(eval \
+	$(t): $(patsubst %,$(BUILD)/tests/obj/%.o,$(CRASH_EXTRA_$(notdir $(t))))))
 $(BUILD)/tests/%: tests/crash/%.c $(BUILD)/libsluice.a
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CCLD    $@")
-	$(Q)$(CC) $(CFLAGS_ALL) -Itests/unit -o $@ $< $(BUILD)/libsluice.a $(LDFLAGS_ALL) -lcmocka \
-		$(LIBS)
+	$(Q)$(CC) $(CFLAGS_ALL) -Itests/unit -o $@ $< $(filter %.o,$^) $(BUILD)/libsluice.a \
+		$(LDFLAGS_ALL) -lcmocka $(LIBS)
 
 tests: $(UNIT_BINS) $(CRASH_BINS)
 

@@ -7,18 +7,33 @@
  * store answers every query (every order, trade and stock, multi-gets, scans, replay from 1
  * and from random places) as the reference model fed exactly the recovered prefix does: after
  * a reopen every durable message is applied. Orders in a final state may be gone (the children
- * compact). The stream, the model and the checks are tests/unit/test_model.c's, included.
+ * compact). The stream, the model and the checks are those of tests/unit/model.h.
  *
  * SL_TEST_QUICK=1: 3 rounds per test and a smaller workload; SL_TEST_LONG=1: 100 rounds.
  * SL_MODEL_SEED=N changes the workload and the parent's choices (fixed by default and printed;
  * the timing of a kill cannot be repeated exactly). SL_MODEL_VERBOSE=1 prints every round.
  */
-#define SL_MODEL_LIB_ONLY
-#include "test_model.c"
-
+#include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "model.h"
+#include "sluice.h"
+#include "testutil.h"
 
 /* Reports on the pipe are 8-byte words: a durable sequence, or a marker (top bit set) with a
  * code and a payload. */
