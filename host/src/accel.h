@@ -181,7 +181,9 @@ enum sl_accel_info_flags {
 struct sl_accel_config {
 	const char *binary;      /* --accel-binary: an xclbin or OpenCL program binary */
 	const char *device;      /* OpenCL: platform or device name substring, or "P:D" indexes */
-	const char *sim_profile; /* sim: "fpga" (PCIe FPGA card, default) or "gpu" */
+	const char *sim_profile; /* sim: "fpga" (PCIe FPGA card, default) or "gpu", optionally
+				    followed by ",ring=N" (queue depth) and ",mem_mb=N" (device
+				    memory, default 1024); see sim/README.md */
 	const char *cache_dir;   /* OpenCL program-binary cache (default $XDG_CACHE_HOME/sluice) */
 	int calibrate;           /* auto: 0 = default probes, -1 = none (tests) */
 	int devices_only;        /* opencl: GPU and accelerator devices only, never a CPU device

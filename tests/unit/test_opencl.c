@@ -1,0 +1,1299 @@
+/* test_opencl.c - unit tests of the opencl backend (accel_opencl.c, kernels/): every
+ * operation against the cpu reference, bit for bit (outputs, return codes and every out value of
+ * the merge job, -ENOSPC needs and SL_ECORRUPT's bad_run/bad_block included), over random sizes
+ * (0, 1, odd, unaligned, large batches), duplicate keys, empty runs, tombstones, key ranges, tiny
+ * blocks and damaged inputs; submitted requests completed by poll with their callbacks and the
+ * -EAGAIN bound; concurrent calls; device selection by name and by "P:D"; and the program-binary
+ * cache (the second open loads from it and is faster; a cache file given as --accel-binary works).
+ *
+ * Without a usable OpenCL device it says so in one line and runs only the tests that need none
+ * (refusals, and the planner's devices_only probe, which must stay fast). So that "built from
+ * source" means compiled, PoCL's own kernel cache is pointed at a fresh directory for the run
+ * (unless POCL_CACHE_DIR is set); the backend's cache is the default one, so repeated runs load
+ * the program instead of compiling it. Links the accel modules (accel.h's backends) and err only.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "accel.h"
+#include "block.h"
+#include "bloom.h"
+#include "sluice.h"
+#include "testutil.h"
+
+#ifdef __SANITIZE_ADDRESS__
+/* PoCL and LLVM keep allocations to process exit (compiler state, device threads): not ours.
+ * Everything allocated by sluice itself stays checked. */
+__attribute__((visibility("default"))) const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void)
+{
+	return "leak:libpocl.so\nleak:libLLVM\nleak:libclang\nleak:libOpenCL.so\n";
+}
+#endif
+
+static struct sl_accel *cpu, *ocl; /* ocl: NULL without a device */
+static char ocl_why[256];
+static double ocl_open_s;
+static char pocl_dir[128]; /* PoCL's kernel cache for this run, when the test made it */
+
+/* The planner's probe as main makes it first, before anything else loaded the ICDs. */
+static struct {
+	int r;
+	char why[256];
+	double s;
+	int device;
+} cold;
+
+static uint64_t rng_state = 0x0c1e;
+
+static uint64_t rnd(void)
+{
+	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static double now_s(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static int open_ocl(const struct sl_accel_config *cfg, struct sl_accel **a, char *why, size_t cap)
+{
+	*a = NULL;
+	return sl__accel_open_cfg("opencl", cfg, a, why, cap);
+}
+
+/* ---- Without a device ------------------------------------------------------------------------ */
+
+/* No platform at all is -ENODEV too, with its own reason. */
+static int no_platform(const char *why)
+{
+	return strstr(why, "no OpenCL platform") || strstr(why, "no OpenCL device on");
+}
+
+static void test_open_bad_selector(void **state)
+{
+	(void)state;
+	static const char *const bad[] = { "no-such-device-7q", "9:9", "0:77" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct sl_accel_config cfg = { .device = bad[i] };
+		struct sl_accel *a;
+		char why[256] = "";
+		assert_int_equal(open_ocl(&cfg, &a, why, sizeof(why)), -ENODEV);
+		assert_null(a);
+		if (!no_platform(why)) {
+			assert_non_null(strstr(why, "no OpenCL device matches"));
+			assert_non_null(strstr(why, bad[i]));
+		}
+	}
+}
+
+/* What the planner asks at every sl_db_open: GPUs and accelerators only. Without one, the
+ * answer comes from enumerating alone (nothing built), in under 200 ms from a cold start (main
+ * made that call first) and again now. */
+static void cold_devices_only(void)
+{
+	struct sl_accel_config cfg = { .devices_only = 1 };
+	struct sl_accel *a = NULL;
+	double t0 = now_s();
+	cold.r = open_ocl(&cfg, &a, cold.why, sizeof(cold.why));
+	cold.s = now_s() - t0;
+	if (a) {
+		struct sl_accel_info in;
+		sl__accel_info(a, &in);
+		cold.device = (in.flags & SL_ACCEL_INFO_DEVICE) != 0;
+		sl__accel_close(a);
+	}
+}
+
+static void test_open_devices_only_fast(void **state)
+{
+	(void)state;
+	if (cold.r == 0) { /* a machine with a GPU or an accelerator */
+		assert_true(cold.device);
+		return;
+	}
+	assert_int_equal(cold.r, -ENODEV);
+	if (!no_platform(cold.why))
+		assert_non_null(
+			strstr(cold.why, "no OpenCL GPU or accelerator (only CPU devices: "));
+	printf("    devices_only open, cold: %.1f ms (%s)\n", cold.s * 1e3, cold.why);
+	assert_true(cold.s < 0.2);
+	struct sl_accel_config cfg = { .devices_only = 1 };
+	struct sl_accel *a;
+	char why[256] = "";
+	double t0 = now_s();
+	assert_int_equal(open_ocl(&cfg, &a, why, sizeof(why)), -ENODEV);
+	assert_true(now_s() - t0 < 0.2);
+	assert_string_equal(why, cold.why);
+}
+
+static void test_open_missing_binary(void **state)
+{
+	(void)state;
+	struct sl_accel_config cfg = { .binary = "/nonexistent/sluice-kernels.bin" };
+	struct sl_accel *a;
+	char why[256] = "";
+	int r = open_ocl(&cfg, &a, why, sizeof(why));
+	if (no_platform(why)) {
+		assert_int_equal(r, -ENODEV);
+		return;
+	}
+	assert_int_equal(r, -ENOENT);
+	assert_non_null(strstr(why, "/nonexistent/sluice-kernels.bin"));
+}
+
+/* ---- CRC32C and bloom filters against cpu ------------------------------------------------------
+ */
+
+static void crc_both(const struct sl_accel_buf *b, size_t n)
+{
+	uint32_t *x = malloc((n + 1) * 4), *y = malloc((n + 1) * 4);
+	assert_true(x && y);
+	memset(x, 0x11, (n + 1) * 4);
+	memset(y, 0x11, (n + 1) * 4);
+	assert_int_equal(sl__accel_crc32c_batch(ocl, b, n, x), 0);
+	assert_int_equal(sl__accel_crc32c_batch(cpu, b, n, y), 0);
+	assert_memory_equal(x, y, (n + 1) * 4);
+	free(x);
+	free(y);
+}
+
+static void test_crc32c_vs_cpu(void **state)
+{
+	(void)state;
+	size_t big = (1u << 20) + 4099;
+	uint8_t *data = malloc(big + 64);
+	assert_non_null(data);
+	for (size_t i = 0; i < big + 64; i++)
+		data[i] = (uint8_t)rnd();
+	/* The check value, empty and NULL buffers, one byte, unaligned odd lengths across the
+	 * chunk size, one buffer of a MiB and more. */
+	struct sl_accel_buf fixed[] = {
+		{ "123456789", 9 }, { NULL, 0 },	{ data + 1, 1 },
+		{ data + 3, 2047 }, { data + 5, 2048 }, { data + 7, 2049 },
+		{ data + 9, 4097 }, { data + 11, big }, { data, 0 },
+	};
+	crc_both(fixed, sizeof(fixed) / sizeof(fixed[0]));
+	uint32_t c;
+	assert_int_equal(sl__accel_crc32c_batch(ocl, fixed, 1, &c), 0);
+	assert_int_equal(c, 0xE3069283u);
+	crc_both(fixed, 0);
+	/* Random batches, one large (20000 small buffers, as a commit of log records is). */
+	for (int round = 0; round < 12; round++) {
+		size_t n = round == 0 ? 20000 : 1 + rnd() % 300;
+		struct sl_accel_buf *b = malloc(n * sizeof(*b));
+		assert_non_null(b);
+		for (size_t i = 0; i < n; i++) {
+			size_t len = rnd() % 8 == 0 ? rnd() % 20000 : rnd() % 80;
+			b[i].len = len;
+			b[i].data = data + rnd() % (big - len);
+		}
+		crc_both(b, n);
+		free(b);
+	}
+	free(data);
+}
+
+static void test_bloom_build_vs_cpu(void **state)
+{
+	(void)state;
+	for (int round = 0; round < 20; round++) {
+		size_t n = round == 0 ? 0 : round == 1 ? 1 : rnd() % 5000;
+		size_t size = SL_BLOOM_BLOCK * (round == 2 ? 1 : 1 + rnd() % 300);
+		uint32_t k = round < 4 ? (round == 3 ? 64 : 1) : 1 + (uint32_t)(rnd() % 20);
+		uint64_t *h = malloc((n + 1) * 8);
+		uint8_t *x = malloc(size), *y = malloc(size);
+		assert_true(h && x && y);
+		for (size_t i = 0; i < n; i++)
+			h[i] = rnd();
+		/* Bits already set stay set. */
+		for (size_t i = 0; i < size; i++)
+			x[i] = y[i] = rnd() % 4 ? 0 : (uint8_t)rnd();
+		assert_int_equal(sl__accel_bloom_build(ocl, h, n, k, x, size), 0);
+		assert_int_equal(sl__accel_bloom_build(cpu, h, n, k, y, size), 0);
+		assert_memory_equal(x, y, size);
+		free(h);
+		free(x);
+		free(y);
+	}
+	/* The refusals are cpu's. */
+	uint64_t h = 1;
+	uint8_t f[128] = { 0 };
+	static const struct {
+		size_t n, size;
+		uint32_t k;
+		int null_h, null_f;
+	} bad[] = {
+		{ 1, 100, 6, 0, 0 }, { 1, 128, 0, 0, 0 }, { 1, 128, 65, 0, 0 },
+		{ 1, 128, 6, 1, 0 }, { 1, 128, 6, 0, 1 }, { 0, 0, 6, 1, 1 },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const uint64_t *hp = bad[i].null_h ? NULL : &h;
+		uint8_t *fp = bad[i].null_f ? NULL : f;
+		assert_int_equal(
+			sl__accel_bloom_build(ocl, hp, bad[i].n, bad[i].k, fp, bad[i].size),
+			sl__accel_bloom_build(cpu, hp, bad[i].n, bad[i].k, fp, bad[i].size));
+	}
+}
+
+static void test_bloom_probe_vs_cpu(void **state)
+{
+	(void)state;
+	enum { NF = 7 };
+	struct sl_accel_filter f[NF];
+	uint8_t *bits[NF];
+	uint64_t *keys[NF];
+	size_t nkeys[NF];
+	for (int i = 0; i < NF; i++) {
+		/* Sizes 0 and 32 (below a block: rule nothing out), k 0 (likewise), a 4-block
+		 * filter with a ragged tail, then ordinary ones. */
+		size_t size = i == 0   ? 0
+			      : i == 1 ? 32
+			      : i == 3 ? 4 * 64 + 17
+				       : 64 * (1 + rnd() % 200);
+		nkeys[i] = 50 + rnd() % 2000;
+		bits[i] = calloc(1, size + 1);
+		keys[i] = malloc(nkeys[i] * 8);
+		assert_true(bits[i] && keys[i]);
+		f[i] = (struct sl_accel_filter){ bits[i], size,
+						 i == 2 ? 0 : 1 + (uint32_t)(rnd() % 12) };
+		for (size_t j = 0; j < nkeys[i]; j++)
+			keys[i][j] = rnd();
+		if (size >= 64)
+			sl__bloom_add(bits[i], size / 64 * 64, keys[i], nkeys[i],
+				      f[i].k ? f[i].k : 1);
+	}
+	for (int round = 0; round < 10; round++) {
+		size_t n = round == 0 ? 1 : rnd() % 6000;
+		uint64_t *h = malloc((n + 1) * 8);
+		uint32_t *which = malloc((n + 1) * 4);
+		uint8_t *x = malloc(n + 1), *y = malloc(n + 1);
+		assert_true(h && which && x && y);
+		for (size_t i = 0; i < n; i++) {
+			which[i] = (uint32_t)(rnd() % NF);
+			/* Half present keys, half random ones. */
+			h[i] = rnd() % 2 ? keys[which[i]][rnd() % nkeys[which[i]]] : rnd();
+		}
+		const uint32_t *w = round % 3 == 0 ? NULL : which;
+		const struct sl_accel_filter *ff = w ? f : &f[3 + round % 4];
+		memset(x, 7, n + 1);
+		memset(y, 7, n + 1);
+		assert_int_equal(sl__accel_bloom_probe(ocl, ff, w ? NF : 1, w, h, n, x), 0);
+		assert_int_equal(sl__accel_bloom_probe(cpu, ff, w ? NF : 1, w, h, n, y), 0);
+		assert_memory_equal(x, y, n + 1);
+		/* A which[] past the filters: -EINVAL, nothing written. */
+		if (n) {
+			which[n / 2] = NF;
+			assert_int_equal(sl__accel_bloom_probe(ocl, f, NF, which, h, n, x),
+					 -EINVAL);
+			assert_int_equal(sl__accel_bloom_probe(cpu, f, NF, which, h, n, y),
+					 -EINVAL);
+			assert_memory_equal(x, y, n + 1);
+		}
+		free(h);
+		free(which);
+		free(x);
+		free(y);
+	}
+	uint8_t o;
+	uint64_t h = 5;
+	assert_int_equal(sl__accel_bloom_probe(ocl, f, 0, NULL, &h, 1, &o), -EINVAL);
+	assert_int_equal(sl__accel_bloom_probe(ocl, NULL, 1, NULL, &h, 1, &o), -EINVAL);
+	assert_int_equal(sl__accel_bloom_probe(ocl, f, 1, NULL, NULL, 1, &o), -EINVAL);
+	assert_int_equal(sl__accel_bloom_probe(ocl, f, 1, NULL, &h, 0, &o), 0);
+	for (int i = 0; i < NF; i++) {
+		free(bits[i]);
+		free(keys[i]);
+	}
+}
+
+/* ---- Merge inputs (as in test_accel.c: random runs encoded by the codec) -----------------------
+ */
+
+#define POOL_BYTES (3u << 20)
+static uint8_t *vpool;
+
+static uint8_t *pool_get(void)
+{
+	if (!vpool) {
+		vpool = malloc(POOL_BYTES);
+		assert_non_null(vpool);
+		for (size_t i = 0; i < POOL_BYTES; i++)
+			vpool[i] = (uint8_t)rnd();
+	}
+	return vpool;
+}
+
+struct tent {
+	uint8_t key[SL_ACCEL_MAX_KEY];
+	uint8_t klen;
+	uint8_t flags;
+	uint32_t vlen;
+	const uint8_t *val;
+};
+
+static int key_ref_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+	return c ? (c < 0 ? -1 : 1) : (alen > blen) - (alen < blen);
+}
+
+static int tent_cmp(const void *pa, const void *pb)
+{
+	const struct tent *a = pa, *b = pb;
+	return key_ref_cmp(a->key, a->klen, b->key, b->klen);
+}
+
+/* A run's entries and its blocks, each block in its own allocation at an odd offset. */
+struct trun {
+	struct tent *e;
+	size_t n;
+	struct sl_accel_buf *bufs;
+	uint8_t **mem;
+	size_t nblocks;
+};
+
+static void trun_seal(struct trun *r, struct sl_block_enc *enc)
+{
+	size_t body = sl__block_enc_finish(enc), len = body + 4;
+	sl__block_put_u32(enc->buf + body, sl__accel_crc32c(cpu, enc->buf, body));
+	size_t skew = 1 + rnd() % 7;
+	uint8_t *m = malloc(len + skew);
+	assert_non_null(m);
+	memcpy(m + skew, enc->buf, len);
+	r->mem[r->nblocks] = m;
+	r->bufs[r->nblocks].data = m + skew;
+	r->bufs[r->nblocks].len = len;
+	r->nblocks++;
+	sl__block_enc_reset(enc);
+}
+
+static void trun_encode(struct trun *r, uint32_t block_bytes, uint32_t interval)
+{
+	size_t cap = 64;
+	for (size_t i = 0; i < r->n; i++)
+		cap = r->e[i].vlen + 256 > cap ? r->e[i].vlen + 256 : cap;
+	cap += block_bytes + 256;
+	uint8_t *buf = malloc(cap);
+	uint32_t *rs = malloc((r->n + 1) * sizeof(*rs));
+	r->bufs = calloc(r->n + 1, sizeof(*r->bufs));
+	r->mem = calloc(r->n + 1, sizeof(*r->mem));
+	assert_true(buf && rs && r->bufs && r->mem);
+	r->nblocks = 0;
+	struct sl_block_enc enc;
+	sl__block_enc_init(&enc, block_bytes, interval, buf, cap, rs, r->n + 1);
+	for (size_t i = 0; i < r->n; i++) {
+		const struct tent *t = &r->e[i];
+		if (sl__block_enc_full(&enc, t->klen, t->vlen))
+			trun_seal(r, &enc);
+		assert_int_equal(
+			sl__block_enc_add(&enc, t->key, t->klen, t->val, t->vlen, t->flags), 0);
+	}
+	if (enc.entries)
+		trun_seal(r, &enc);
+	free(buf);
+	free(rs);
+}
+
+static void trun_free(struct trun *r)
+{
+	for (size_t i = 0; i < r->nblocks; i++)
+		free(r->mem[i]);
+	free(r->mem);
+	free(r->bufs);
+	free(r->e);
+	memset(r, 0, sizeof(*r));
+}
+
+/* n sorted distinct keys of 1..64 bytes sharing prefixes. */
+static struct tent *universe(size_t *n)
+{
+	struct tent *u = calloc(*n + 1, sizeof(*u));
+	assert_non_null(u);
+	for (size_t i = 0; i < *n; i++) {
+		size_t kl = rnd() % 4 ? 1 + rnd() % 24 : 1 + rnd() % SL_ACCEL_MAX_KEY;
+		for (size_t b = 0; b < kl; b++)
+			u[i].key[b] = b < 3 ? (uint8_t)('a' + rnd() % 3) : (uint8_t)rnd();
+		u[i].klen = (uint8_t)kl;
+	}
+	qsort(u, *n, sizeof(*u), tent_cmp);
+	size_t m = 0;
+	for (size_t i = 0; i < *n; i++)
+		if (!m || key_ref_cmp(u[m - 1].key, u[m - 1].klen, u[i].key, u[i].klen))
+			u[m++] = u[i];
+	*n = m;
+	return u;
+}
+
+/* Each universe key with probability 1/every: random values (now and then a big one, with
+ * big), now and then a tombstone. */
+static void make_run(struct trun *r, const struct tent *u, size_t un, unsigned every, int big)
+{
+	uint8_t *pool = pool_get();
+	int bigs = 0;
+	r->e = calloc(un + 1, sizeof(*r->e));
+	assert_non_null(r->e);
+	r->n = 0;
+	for (size_t i = 0; i < un; i++) {
+		if (rnd() % every)
+			continue;
+		struct tent *t = &r->e[r->n++];
+		*t = u[i];
+		uint32_t v = rnd() % 16 ? (uint32_t)(rnd() % 60) : (uint32_t)(rnd() % 3000);
+		if (big && bigs < 2 && rnd() % 200 == 0)
+			v = bigs++ ? (uint32_t)(rnd() % (1u << 20)) : (1u << 20);
+		t->vlen = v;
+		t->val = pool + rnd() % (POOL_BYTES - v + 1);
+		t->flags = rnd() % 6 == 0 ? SL_ACCEL_TOMBSTONE : (uint8_t)(rnd() % 2 ? 0 : 0x80);
+		if (t->flags & SL_ACCEL_TOMBSTONE && rnd() % 2)
+			t->vlen = 0;
+	}
+}
+
+static void job_runs(struct sl_accel_merge_job *j, struct sl_accel_run *ar, struct trun *runs,
+		     size_t k)
+{
+	for (size_t r = 0; r < k; r++) {
+		ar[r].blocks = runs[r].bufs;
+		ar[r].n_blocks = runs[r].nblocks;
+	}
+	j->runs = ar;
+	j->n_runs = k;
+}
+
+/* ---- The merge job, opencl and cpu side by side ------------------------------------------------
+ */
+
+/* One job's output buffers, of the given capacities, filled with the same junk on both sides. */
+struct tout {
+	uint8_t *out;
+	struct sl_accel_block *blocks;
+	uint8_t *bloom;
+};
+
+static void tout_alloc(struct tout *o, struct sl_accel_merge_job *j, size_t out, size_t blocks,
+		       size_t bloom)
+{
+	o->out = out ? malloc(out) : NULL;
+	o->blocks = blocks ? malloc(blocks * sizeof(*o->blocks)) : NULL;
+	o->bloom = bloom ? malloc(bloom) : NULL;
+	assert_true((!out || o->out) && (!blocks || o->blocks) && (!bloom || o->bloom));
+	if (out)
+		memset(o->out, 0x3C, out);
+	if (blocks)
+		memset(o->blocks, 0x5A, blocks * sizeof(*o->blocks));
+	if (bloom)
+		memset(o->bloom, 0xA5, bloom);
+	j->out = o->out;
+	j->out_cap = out;
+	j->blocks = o->blocks;
+	j->blocks_cap = blocks;
+	j->bloom = o->bloom;
+	j->bloom_cap = bloom;
+}
+
+static void tout_free(struct tout *o)
+{
+	free(o->out);
+	free(o->blocks);
+	free(o->bloom);
+	memset(o, 0, sizeof(*o));
+}
+
+/* Run job (its inputs and parameters) on both backends with buffers of the given sizes: the
+ * same return, the same out values (junk where neither writes stays equal junk), and on success
+ * the same output bytes, descriptors and filter. Returns the status. */
+static int merge_both(const struct sl_accel_merge_job *job, size_t out, size_t blocks, size_t bloom,
+		      struct sl_accel_merge_job *res)
+{
+	struct sl_accel_merge_job a = *job, b = *job;
+	struct tout oa, ob;
+	tout_alloc(&oa, &a, out, blocks, bloom);
+	tout_alloc(&ob, &b, out, blocks, bloom);
+	/* Out values start as junk: both must write the same ones. */
+	size_t from = offsetof(struct sl_accel_merge_job, out_len);
+	memset((uint8_t *)&a + from, 0x77, sizeof(a) - from);
+	memset((uint8_t *)&b + from, 0x77, sizeof(b) - from);
+	int ra = sl__accel_merge(ocl, &a), rb = sl__accel_merge(cpu, &b);
+	assert_int_equal(ra, rb);
+	assert_int_equal(a.out_len, b.out_len);
+	assert_int_equal(a.n_blocks, b.n_blocks);
+	assert_int_equal(a.bloom_len, b.bloom_len);
+	assert_int_equal(a.bloom_probes, b.bloom_probes);
+	assert_int_equal(a.entries_in, b.entries_in);
+	assert_int_equal(a.entries_out, b.entries_out);
+	assert_int_equal(a.dropped_older, b.dropped_older);
+	assert_int_equal(a.dropped_tombstones, b.dropped_tombstones);
+	assert_int_equal(a.smallest_len, b.smallest_len);
+	assert_int_equal(a.need_out, b.need_out);
+	assert_int_equal(a.need_blocks, b.need_blocks);
+	assert_int_equal(a.need_bloom, b.need_bloom);
+	assert_int_equal(a.bad_run, b.bad_run);
+	assert_int_equal(a.bad_block, b.bad_block);
+	assert_memory_equal((uint8_t *)&a + from, (uint8_t *)&b + from, sizeof(a) - from);
+	if (ra == 0) {
+		if (a.out_len)
+			assert_memory_equal(a.out, b.out, a.out_len);
+		if (a.n_blocks)
+			assert_memory_equal(a.blocks, b.blocks, a.n_blocks * sizeof(*a.blocks));
+		assert_memory_equal(a.bloom, b.bloom, a.bloom_len);
+	}
+	if (res)
+		*res = a;
+	tout_free(&oa);
+	tout_free(&ob);
+	return ra;
+}
+
+/* Both sides with buffers as given; on -ENOSPC again with buffers one short of a need (the same
+ * needs again) and then exactly the needs (success). */
+static void merge_both_grow(const struct sl_accel_merge_job *job, size_t out, size_t blocks,
+			    size_t bloom)
+{
+	struct sl_accel_merge_job r;
+	int st = merge_both(job, out, blocks, bloom, &r);
+	if (st != -ENOSPC) {
+		assert_int_equal(st, 0);
+		return;
+	}
+	size_t need[3] = { r.need_out, r.need_blocks, r.need_bloom };
+	int which = (int)(rnd() % 3);
+	if (need[which]) {
+		size_t s[3] = { need[0], need[1], need[2] };
+		s[which]--;
+		assert_int_equal(merge_both(job, s[0], s[1], s[2], NULL), -ENOSPC);
+	}
+	assert_int_equal(merge_both(job, need[0], need[1], need[2], NULL), 0);
+}
+
+static const uint32_t block_sizes[] = { 64, 100, 256, 1024, 4096, 65536 };
+#define N_BLOCK_SIZES (sizeof(block_sizes) / sizeof(block_sizes[0]))
+
+static void pick_bound(const struct tent *u, size_t un, uint8_t *k, size_t *klen)
+{
+	const struct tent *t = &u[rnd() % un];
+	memcpy(k, t->key, t->klen);
+	*klen = t->klen;
+	switch (rnd() % 3) {
+	case 0:
+		break;
+	case 1:
+		if (*klen < SL_ACCEL_MAX_KEY)
+			k[(*klen)++] = 0;
+		break;
+	default:
+		*klen = 1 + rnd() % t->klen;
+		break;
+	}
+}
+
+static void merge_random_round(int round)
+{
+	size_t k = 1 + rnd() % 20, un = 20 + rnd() % 1200;
+	struct tent *u = universe(&un);
+	struct trun runs[20];
+	struct sl_accel_run ar[20];
+	memset(runs, 0, sizeof(runs));
+	unsigned every = 1 + (unsigned)(rnd() % 6);
+	for (size_t r = 0; r < k; r++) {
+		make_run(&runs[r], u, un, rnd() % 8 == 0 ? 100000 : every, round % 6 == 0);
+		trun_encode(&runs[r], block_sizes[rnd() % N_BLOCK_SIZES],
+			    1 + (uint32_t)(rnd() % 20));
+	}
+	struct sl_accel_merge_job j;
+	memset(&j, 0, sizeof(j));
+	job_runs(&j, ar, runs, k);
+	uint32_t bb = block_sizes[rnd() % N_BLOCK_SIZES];
+	j.block_bytes = rnd() % 4 == 0 && bb == 4096 ? 0 : bb;
+	j.restart_interval = rnd() % 4 ? (rnd() % 2 ? 0 : 16) : 1 + (uint32_t)(rnd() % 40);
+	j.bits_per_key = rnd() % 3 ? (rnd() % 2 ? 0 : 10) : 1 + (uint32_t)(rnd() % 20);
+	j.flags = rnd() % 2 ? SL_ACCEL_MERGE_DROP_TOMBSTONES : 0;
+	uint8_t lo[SL_ACCEL_MAX_KEY], hi[SL_ACCEL_MAX_KEY];
+	if (rnd() % 3 == 0) {
+		pick_bound(u, un, lo, &j.lo_len);
+		j.lo = lo;
+	}
+	if (rnd() % 3 == 0) {
+		pick_bound(u, un, hi, &j.hi_len);
+		j.hi = hi;
+	}
+	switch (rnd() % 3) {
+	case 0:
+		merge_both_grow(&j, 0, 0, 0);
+		break;
+	case 1:
+		merge_both_grow(&j, 1 + rnd() % 5000, 1 + rnd() % 10, 64);
+		break;
+	default:
+		merge_both_grow(&j, 8 << 20, 70000, 1 << 16);
+		break;
+	}
+	for (size_t r = 0; r < k; r++)
+		trun_free(&runs[r]);
+	free(u);
+}
+
+static void test_merge_random_vs_cpu(void **state)
+{
+	(void)state;
+	for (int round = 0; round < 60; round++)
+		merge_random_round(round);
+}
+
+/* Named cases: newest wins and tombstones (kept, dropped), no runs, empty runs, nothing in
+ * range, lo == hi, 256 runs, 1 MiB values in 64-byte blocks, and an output much larger than
+ * its input (restart every entry over keys that shared 60 bytes), past the backend's first
+ * estimate of the room it needs. */
+static void test_merge_cases_vs_cpu(void **state)
+{
+	(void)state;
+	struct sl_accel_merge_job j;
+	memset(&j, 0, sizeof(j));
+	merge_both_grow(&j, 0, 0, 0);
+	assert_int_equal(merge_both(&j, 0, 0, 64, NULL), 0);
+
+	size_t un = 300;
+	struct tent *u = universe(&un);
+	struct trun runs[SL_ACCEL_MAX_RUNS];
+	struct sl_accel_run ar[SL_ACCEL_MAX_RUNS];
+	memset(runs, 0, sizeof(runs));
+	for (int r = 0; r < 5; r++) {
+		/* Runs 0 and 3 empty, the rest dense: many duplicate keys. */
+		make_run(&runs[r], u, un, r == 0 || r == 3 ? 1000000 : 1, 0);
+		trun_encode(&runs[r], 256, 4);
+	}
+	job_runs(&j, ar, runs, 5);
+	for (int drop = 0; drop < 2; drop++) {
+		j.flags = drop ? SL_ACCEL_MERGE_DROP_TOMBSTONES : 0;
+		merge_both_grow(&j, 1 << 20, 10000, 1 << 12);
+	}
+	j.lo = u[un - 1].key;
+	j.lo_len = u[un - 1].klen;
+	merge_both_grow(&j, 1 << 20, 10000, 1 << 12);
+	j.lo = j.hi = u[un / 2].key;
+	j.lo_len = j.hi_len = u[un / 2].klen;
+	merge_both_grow(&j, 1 << 20, 10000, 1 << 12);
+	j.hi = u[un / 2 + 1].key;
+	j.hi_len = u[un / 2 + 1].klen;
+	merge_both_grow(&j, 1 << 20, 10000, 1 << 12);
+	j.lo_len = j.hi_len = 0;
+	/* 256 runs, most of them empty. */
+	for (int r = 5; r < SL_ACCEL_MAX_RUNS; r++) {
+		make_run(&runs[r], u, un, r % 50 ? 1000000 : 3, 0);
+		trun_encode(&runs[r], 4096, 16);
+	}
+	job_runs(&j, ar, runs, SL_ACCEL_MAX_RUNS);
+	merge_both_grow(&j, 1 << 20, 10000, 1 << 12);
+	for (int r = 0; r < SL_ACCEL_MAX_RUNS; r++)
+		trun_free(&runs[r]);
+	free(u);
+
+	/* 1 MiB values, 64-byte blocks. */
+	uint8_t *pool = pool_get();
+	for (int r = 0; r < 3; r++) {
+		runs[r].e = calloc(8, sizeof(struct tent));
+		assert_non_null(runs[r].e);
+		for (int i = 0; i < 6; i++) {
+			struct tent *t = &runs[r].e[runs[r].n++];
+			t->klen = (uint8_t)(1 + (i * 13) % SL_ACCEL_MAX_KEY);
+			memset(t->key, 'k', t->klen);
+			t->key[0] = (uint8_t)('a' + 2 * i + (r == 2));
+			t->vlen = i % 2 ? (1u << 20) : (uint32_t)i;
+			t->val = pool + (size_t)r * 1000 + (size_t)i;
+		}
+		trun_encode(&runs[r], 64, 1);
+	}
+	memset(&j, 0, sizeof(j));
+	job_runs(&j, ar, runs, 3);
+	j.block_bytes = 64;
+	merge_both_grow(&j, 1000, 2, 64);
+	for (int r = 0; r < 3; r++)
+		trun_free(&runs[r]);
+
+	/* Output far larger than input. */
+	runs[0].e = calloc(2000, sizeof(struct tent));
+	assert_non_null(runs[0].e);
+	for (int i = 0; i < 2000; i++) {
+		struct tent *t = &runs[0].e[runs[0].n++];
+		t->klen = SL_ACCEL_MAX_KEY;
+		memset(t->key, 'p', 60);
+		sl__block_put_u32(t->key + 60, __builtin_bswap32((uint32_t)i));
+		t->val = pool;
+	}
+	trun_encode(&runs[0], 65536, 1000);
+	memset(&j, 0, sizeof(j));
+	job_runs(&j, ar, runs, 1);
+	j.restart_interval = 1;
+	j.block_bytes = 256;
+	struct sl_accel_merge_job r;
+	assert_int_equal(merge_both(&j, 1 << 20, 10000, 1 << 12, &r), 0);
+	assert_true(r.out_len > 5 * runs[0].bufs[0].len);
+	trun_free(&runs[0]);
+
+	/* The refusals are cpu's. */
+	struct sl_accel_buf nodata = { NULL, 100 };
+	struct sl_accel_run bad_run = { &nodata, 1 };
+	static const uint8_t key[] = "k";
+	for (int c = 0; c < 9; c++) {
+		memset(&j, 0, sizeof(j));
+		switch (c) {
+		case 0:
+			j.block_bytes = 63;
+			break;
+		case 1:
+			j.bits_per_key = 65;
+			break;
+		case 2:
+			j.n_runs = SL_ACCEL_MAX_RUNS + 1;
+			j.runs = ar;
+			break;
+		case 3:
+			j.n_runs = 1;
+			break;
+		case 4:
+			j.flags = 1u << 5;
+			break;
+		case 5:
+			j.lo_len = 3;
+			break;
+		case 6:
+			j.hi = key;
+			j.hi_len = 0;
+			j.runs = &bad_run;
+			j.n_runs = 1;
+			break;
+		case 7:
+			j.lo = key;
+			j.lo_len = 1;
+			j.bits_per_key = 64;
+			break; /* valid */
+		default:
+			j.out_cap = 10;
+			break; /* out NULL */
+		}
+		struct sl_accel_merge_job a = j, b = j;
+		assert_int_equal(sl__accel_merge(ocl, &a), sl__accel_merge(cpu, &b));
+		assert_memory_equal(&a, &b, sizeof(a));
+	}
+}
+
+/* Five runs of small blocks for the corruption tests. */
+static void corrupt_setup(struct trun *runs, struct sl_accel_run *ar, struct sl_accel_merge_job *j)
+{
+	size_t un = 1500;
+	struct tent *u = universe(&un);
+	for (int r = 0; r < 5; r++) {
+		make_run(&runs[r], u, un, 2, 0);
+		trun_encode(&runs[r], 256, 4);
+		assert_true(runs[r].nblocks >= 4);
+	}
+	free(u);
+	memset(j, 0, sizeof(*j));
+	job_runs(j, ar, runs, 5);
+}
+
+/* Flipped bits anywhere in an input block, blocks too short, damage behind a valid CRC, blocks
+ * swapped or repeated (keys out of order), damage past hi (never read): the same status, the
+ * same bad_run and bad_block, the same counters. */
+static void test_merge_corrupt_vs_cpu(void **state)
+{
+	(void)state;
+	struct trun runs[5];
+	struct sl_accel_run ar[5];
+	struct sl_accel_merge_job j;
+	memset(runs, 0, sizeof(runs));
+	corrupt_setup(runs, ar, &j);
+	for (int round = 0; round < 40; round++) {
+		size_t r = rnd() % 5, b = rnd() % runs[r].nblocks, len = runs[r].bufs[b].len;
+		static const size_t fixed[] = { 0, 1, 8 };
+		size_t at = round < 3 ? (round ? len - fixed[round] : 0) : rnd() % len;
+		uint8_t *p = (uint8_t *)runs[r].bufs[b].data, bit = (uint8_t)(1u << (rnd() % 8));
+		p[at] ^= bit;
+		assert_int_equal(merge_both(&j, 4 << 20, 40000, 1 << 16, NULL), SL_ECORRUPT);
+		p[at] ^= bit;
+	}
+	assert_int_equal(merge_both(&j, 4 << 20, 40000, 1 << 16, NULL), 0);
+	size_t keep = runs[3].bufs[2].len;
+	for (size_t len = 0; len < SL_BLOCK_MIN; len += 4) {
+		runs[3].bufs[2].len = len;
+		assert_int_equal(merge_both(&j, 4 << 20, 40000, 1 << 16, NULL), SL_ECORRUPT);
+	}
+	runs[3].bufs[2].len = keep;
+	/* An absurd restart count and an overlong value, each behind a valid CRC. */
+	uint8_t *p = (uint8_t *)runs[1].bufs[1].data;
+	size_t len = runs[1].bufs[1].len;
+	uint8_t save[8];
+	memcpy(save, p + len - 8, 8);
+	sl__block_put_u32(p + len - 8, 0xFFFF);
+	sl__block_put_u32(p + len - 4, sl__accel_crc32c(cpu, p, len - 4));
+	assert_int_equal(merge_both(&j, 4 << 20, 40000, 1 << 16, NULL), SL_ECORRUPT);
+	memcpy(p + len - 8, save, 8);
+	uint8_t v = p[2];
+	p[2] = 0x7f;
+	sl__block_put_u32(p + len - 4, sl__accel_crc32c(cpu, p, len - 4));
+	assert_int_equal(merge_both(&j, 4 << 20, 40000, 1 << 16, NULL), SL_ECORRUPT);
+	p[2] = v;
+	memcpy(p + len - 4, save + 4, 4);
+	/* Blocks swapped; a block repeated. */
+	struct sl_accel_buf t = runs[4].bufs[1];
+	runs[4].bufs[1] = runs[4].bufs[2];
+	runs[4].bufs[2] = t;
+	assert_int_equal(merge_both(&j, 4 << 20, 40000, 1 << 16, NULL), SL_ECORRUPT);
+	runs[4].bufs[2] = runs[4].bufs[1];
+	runs[4].bufs[1] = t;
+	t = runs[2].bufs[1];
+	runs[2].bufs[1] = runs[2].bufs[0];
+	assert_int_equal(merge_both(&j, 4 << 20, 40000, 1 << 16, NULL), SL_ECORRUPT);
+	runs[2].bufs[1] = t;
+	/* Blocks made by hand, each behind a valid CRC: a five-byte value length in range (an odd
+	 * but valid varint), then past 32 bits; a key, then a value, one byte past the entries; a
+	 * restart offset inside the entry (never met). */
+	static const struct {
+		uint8_t e[12], elen, nr, bad;
+		uint32_t rs[2];
+	} hand[] = {
+		{ { 0, 1, 0x80, 0x80, 0x80, 0x80, 0x00, 0, 'z' }, 9, 1, 0, { 0 } },
+		{ { 0, 1, 0x80, 0x80, 0x80, 0x80, 0x10, 0, 'z' }, 9, 1, 1, { 0 } },
+		{ { 0, 1, 0xff, 0xff, 0xff, 0xff, 0x0f, 0, 'z' }, 9, 1, 1, { 0 } },
+		{ { 0, 6, 0, 0, 'z', 0, 0, 0, 0 }, 9, 1, 1, { 0 } },
+		{ { 0, 1, 5, 0, 'z', 1, 2, 3, 4 }, 9, 1, 1, { 0 } },
+		{ { 0, 1, 4, 0, 'z', 1, 2, 3, 4 }, 9, 1, 0, { 0 } },
+		{ { 0, 1, 4, 0, 'z', 1, 2, 3, 4 }, 9, 2, 1, { 0, 3 } },
+	};
+	for (size_t h = 0; h < sizeof(hand) / sizeof(hand[0]); h++) {
+		uint8_t blk[40];
+		size_t n = hand[h].elen;
+		memcpy(blk, hand[h].e, n);
+		for (int i = 0; i < hand[h].nr; i++, n += 4)
+			sl__block_put_u32(blk + n, hand[h].rs[i]);
+		sl__block_put_u32(blk + n, hand[h].nr);
+		sl__block_put_u32(blk + n + 4, sl__accel_crc32c(cpu, blk, n + 4));
+		struct sl_accel_buf hb = { blk, n + 8 };
+		struct sl_accel_run har[6];
+		memcpy(har, ar, sizeof(ar));
+		har[5] = (struct sl_accel_run){ &hb, 1 };
+		struct sl_accel_merge_job hj = j;
+		hj.runs = har;
+		hj.n_runs = 6;
+		struct sl_accel_merge_job r;
+		assert_int_equal(merge_both(&hj, 4 << 20, 40000, 1 << 16, &r),
+				 hand[h].bad ? SL_ECORRUPT : 0);
+		if (hand[h].bad)
+			assert_int_equal(r.bad_run, 5);
+	}
+	/* Damage in run 0's last block, past hi: never read. */
+	p = (uint8_t *)runs[0].bufs[runs[0].nblocks - 1].data;
+	p[0] ^= 1;
+	j.hi = runs[0].e[0].key;
+	j.hi_len = runs[0].e[0].klen;
+	assert_int_equal(merge_both(&j, 4 << 20, 40000, 1 << 16, NULL), 0);
+	j.hi_len = 0;
+	struct sl_accel_merge_job r;
+	assert_int_equal(merge_both(&j, 4 << 20, 40000, 1 << 16, &r), SL_ECORRUPT);
+	assert_int_equal(r.bad_run, 0);
+	assert_int_equal(r.bad_block, runs[0].nblocks - 1);
+	p[0] ^= 1;
+	for (int i = 0; i < 5; i++)
+		trun_free(&runs[i]);
+}
+
+/* ---- Submitted requests ---------------------------------------------------------------------- */
+
+struct areq {
+	struct sl_accel_req req;
+	int calls;
+};
+
+static void areq_done(struct sl_accel_req *req, void *arg)
+{
+	struct areq *a = arg;
+	assert_ptr_equal(&a->req, req);
+	a->calls++;
+}
+
+/* Merges, CRC batches and filters submitted at once: the fifth request with four in flight gets
+ * -EAGAIN (the backend's four lanes); poll runs every callback once, with the status and
+ * results of a synchronous cpu call; requests that need no device (an empty batch, a bad one)
+ * complete at the next poll too. */
+static void test_submit_poll(void **state)
+{
+	(void)state;
+	struct trun runs[4][3];
+	struct sl_accel_run ar[4][3];
+	struct sl_accel_merge_job j[4], want[4];
+	struct tout o[4], wo[4];
+	memset(runs, 0, sizeof(runs));
+	for (int i = 0; i < 4; i++) {
+		size_t un = 500 + rnd() % 500;
+		struct tent *u = universe(&un);
+		for (int r = 0; r < 3; r++) {
+			make_run(&runs[i][r], u, un, 2, 0);
+			trun_encode(&runs[i][r], 512, 16);
+		}
+		free(u);
+		memset(&j[i], 0, sizeof(j[i]));
+		job_runs(&j[i], ar[i], runs[i], 3);
+		j[i].flags = i % 2 ? SL_ACCEL_MERGE_DROP_TOMBSTONES : 0;
+		want[i] = j[i];
+		tout_alloc(&o[i], &j[i], 1 << 20, 4000, 1 << 14);
+		tout_alloc(&wo[i], &want[i], 1 << 20, 4000, 1 << 14);
+		assert_int_equal(sl__accel_merge(cpu, &want[i]), 0);
+	}
+	struct areq m[4], extra, empty, bad;
+	for (int i = 0; i < 4; i++) {
+		memset(&m[i], 0, sizeof(m[i]));
+		m[i].req = (struct sl_accel_req){
+			.op = SL_ACCEL_OP_MERGE, .u.merge = &j[i], .done = areq_done, .arg = &m[i]
+		};
+		assert_int_equal(sl__accel_submit(ocl, &m[i].req), 0);
+	}
+	uint8_t data[3000];
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)rnd();
+	struct sl_accel_buf bufs[3] = { { data, 3000 }, { data + 1, 0 }, { data + 7, 999 } };
+	uint32_t crc[3], crc_want[3];
+	memset(&extra, 0, sizeof(extra));
+	extra.req = (struct sl_accel_req){ .op = SL_ACCEL_OP_CRC32C,
+					   .u.crc = { bufs, 3, crc },
+					   .done = areq_done,
+					   .arg = &extra };
+	assert_int_equal(sl__accel_submit(ocl, &extra.req), -EAGAIN);
+	/* No device needed: accepted with every lane busy. */
+	memset(&empty, 0, sizeof(empty));
+	empty.req = (struct sl_accel_req){ .op = SL_ACCEL_OP_CRC32C,
+					   .u.crc = { bufs, 0, crc },
+					   .done = areq_done,
+					   .arg = &empty };
+	assert_int_equal(sl__accel_submit(ocl, &empty.req), 0);
+	memset(&bad, 0, sizeof(bad));
+	bad.req = (struct sl_accel_req){ .op = 99, .done = areq_done, .arg = &bad };
+	assert_int_equal(sl__accel_submit(ocl, &bad.req), 0);
+	int got = 0;
+	for (int spins = 0; got < 6 && spins < 1000; spins++)
+		got += sl__accel_poll(ocl, 5000000000ll);
+	assert_int_equal(got, 6);
+	assert_int_equal(empty.calls, 1);
+	assert_int_equal(empty.req.status, 0);
+	assert_int_equal(bad.calls, 1);
+	assert_int_equal(bad.req.status, -EINVAL);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(m[i].calls, 1);
+		assert_int_equal(m[i].req.status, 0);
+		assert_true(m[i].req.device_ns > 0);
+		assert_int_equal(j[i].out_len, want[i].out_len);
+		assert_int_equal(j[i].n_blocks, want[i].n_blocks);
+		assert_int_equal(j[i].entries_out, want[i].entries_out);
+		assert_memory_equal(j[i].out, want[i].out, want[i].out_len);
+		assert_memory_equal(j[i].blocks, want[i].blocks,
+				    want[i].n_blocks * sizeof(*j[i].blocks));
+		assert_memory_equal(j[i].bloom, want[i].bloom, want[i].bloom_len);
+	}
+	/* Now there is room; then a filter build and probe in flight together. */
+	assert_int_equal(sl__accel_submit(ocl, &extra.req), 0);
+	uint64_t h[500];
+	for (int i = 0; i < 500; i++)
+		h[i] = rnd();
+	uint8_t f[1024] = { 0 }, fw[1024] = { 0 }, hit[500], hit_want[500];
+	struct areq build, probe;
+	memset(&build, 0, sizeof(build));
+	build.req = (struct sl_accel_req){ .op = SL_ACCEL_OP_BLOOM_BUILD,
+					   .u.build = { h, 250, 6, f, sizeof(f) },
+					   .done = areq_done,
+					   .arg = &build };
+	assert_int_equal(sl__accel_submit(ocl, &build.req), 0);
+	assert_int_equal(sl__accel_bloom_build(cpu, h, 250, 6, fw, sizeof(fw)), 0);
+	struct sl_accel_filter filt = { fw, sizeof(fw), 6 };
+	memset(&probe, 0, sizeof(probe));
+	probe.req = (struct sl_accel_req){ .op = SL_ACCEL_OP_BLOOM_PROBE,
+					   .u.probe = { &filt, 1, NULL, h, 500, hit },
+					   .done = areq_done,
+					   .arg = &probe };
+	assert_int_equal(sl__accel_submit(ocl, &probe.req), 0);
+	got = 0;
+	for (int spins = 0; got < 3 && spins < 1000; spins++)
+		got += sl__accel_poll(ocl, 5000000000ll);
+	assert_int_equal(got, 3);
+	assert_int_equal(sl__accel_poll(ocl, 0), 0);
+	assert_int_equal(extra.calls, 1);
+	assert_int_equal(extra.req.status, 0);
+	assert_int_equal(sl__accel_crc32c_batch(cpu, bufs, 3, crc_want), 0);
+	assert_memory_equal(crc, crc_want, sizeof(crc));
+	assert_int_equal(build.req.status, 0);
+	assert_memory_equal(f, fw, sizeof(f));
+	assert_int_equal(sl__accel_bloom_probe(cpu, &filt, 1, NULL, h, 500, hit_want), 0);
+	assert_int_equal(probe.req.status, 0);
+	assert_memory_equal(hit, hit_want, sizeof(hit));
+	for (int i = 0; i < 4; i++) {
+		tout_free(&o[i]);
+		tout_free(&wo[i]);
+		for (int r = 0; r < 3; r++)
+			trun_free(&runs[i][r]);
+	}
+}
+
+/* ---- Concurrent synchronous calls --------------------------------------------------------------
+ */
+
+struct worker {
+	struct sl_accel_merge_job *j;
+	const struct sl_accel_buf *bufs;
+	size_t n;
+	uint32_t *crc;
+	int rc;
+};
+
+static void *worker_main(void *p)
+{
+	struct worker *w = p;
+	for (int i = 0; i < 4 && !w->rc; i++) {
+		w->rc = sl__accel_merge(ocl, w->j);
+		if (!w->rc)
+			w->rc = sl__accel_crc32c_batch(ocl, w->bufs, w->n, w->crc);
+	}
+	return NULL;
+}
+
+/* Six threads, more than the lanes: each merge and CRC batch as cpu makes it. */
+static void test_threads(void **state)
+{
+	(void)state;
+	enum { T = 6, K = 4 };
+	struct trun runs[T][K];
+	struct sl_accel_run ar[T][K];
+	struct sl_accel_merge_job j[T], want[T];
+	struct tout o[T], wo[T];
+	struct worker w[T];
+	pthread_t th[T];
+	uint32_t crc[T][64], crc_want[T][64];
+	struct sl_accel_buf bufs[T][64];
+	uint8_t *pool = pool_get();
+	memset(runs, 0, sizeof(runs));
+	for (int t = 0; t < T; t++) {
+		size_t un = 400 + rnd() % 800;
+		struct tent *u = universe(&un);
+		for (int r = 0; r < K; r++) {
+			make_run(&runs[t][r], u, un, 2, 0);
+			trun_encode(&runs[t][r], 512, 16);
+		}
+		free(u);
+		memset(&j[t], 0, sizeof(j[t]));
+		job_runs(&j[t], ar[t], runs[t], K);
+		j[t].block_bytes = 1024;
+		want[t] = j[t];
+		tout_alloc(&o[t], &j[t], 1 << 20, 4000, 1 << 14);
+		tout_alloc(&wo[t], &want[t], 1 << 20, 4000, 1 << 14);
+		assert_int_equal(sl__accel_merge(cpu, &want[t]), 0);
+		for (int i = 0; i < 64; i++) {
+			bufs[t][i].len = rnd() % 5000;
+			bufs[t][i].data = pool + rnd() % (POOL_BYTES - 5000);
+		}
+		assert_int_equal(sl__accel_crc32c_batch(cpu, bufs[t], 64, crc_want[t]), 0);
+		w[t] = (struct worker){ &j[t], bufs[t], 64, crc[t], 0 };
+	}
+	for (int t = 0; t < T; t++)
+		assert_int_equal(pthread_create(&th[t], NULL, worker_main, &w[t]), 0);
+	for (int t = 0; t < T; t++) {
+		assert_int_equal(pthread_join(th[t], NULL), 0);
+		assert_int_equal(w[t].rc, 0);
+		assert_int_equal(j[t].out_len, want[t].out_len);
+		assert_memory_equal(j[t].out, want[t].out, want[t].out_len);
+		assert_memory_equal(j[t].bloom, want[t].bloom, want[t].bloom_len);
+		assert_memory_equal(crc[t], crc_want[t], sizeof(crc[t]));
+		tout_free(&o[t]);
+		tout_free(&wo[t]);
+		for (int r = 0; r < K; r++)
+			trun_free(&runs[t][r]);
+	}
+}
+
+/* ---- Device selection, info, the program cache
+ * --------------------------------------------------- */
+
+static void test_info(void **state)
+{
+	(void)state;
+	struct sl_accel_info in;
+	sl__accel_info(ocl, &in);
+	assert_string_equal(in.name, "opencl");
+	assert_non_null(strstr(in.device, "(OpenCL "));
+	assert_non_null(strstr(in.detail, "compute units"));
+	assert_non_null(strstr(in.detail, "program: "));
+	/* Only GPUs and accelerators are devices to the planner. */
+	int dev = strstr(in.detail, "GPU device") || strstr(in.detail, "accelerator device");
+	assert_int_equal(!!(in.flags & SL_ACCEL_INFO_DEVICE), dev);
+	printf("    %s\n    %s\n    open %.3f s\n", in.device, in.detail, ocl_open_s);
+}
+
+static void test_select_by_name_and_index(void **state)
+{
+	(void)state;
+	struct sl_accel_info in, got;
+	sl__accel_info(ocl, &in);
+	/* Four characters of the device's name, in upper case: names match case-insensitively. */
+	char sel[8] = "";
+	for (int i = 0; i < 4 && in.device[i] && in.device[i] != ' '; i++)
+		sel[i] = (char)(in.device[i] >= 'a' && in.device[i] <= 'z' ? in.device[i] - 32
+									   : in.device[i]);
+	struct sl_accel_config cfg = { .device = sel };
+	struct sl_accel *a;
+	char why[256] = "";
+	assert_int_equal(open_ocl(&cfg, &a, why, sizeof(why)), 0);
+	sl__accel_info(a, &got);
+	assert_string_equal(got.device, in.device);
+	uint32_t c;
+	assert_int_equal(sl__accel_crc32c_batch(a, &(struct sl_accel_buf){ "123456789", 9 }, 1, &c),
+			 0);
+	assert_int_equal(c, 0xE3069283u);
+	sl__accel_close(a);
+	cfg.device = "0:0";
+	assert_int_equal(open_ocl(&cfg, &a, why, sizeof(why)), 0);
+	sl__accel_close(a);
+}
+
+/* The path in "program: cache PATH" of a detail line. */
+static const char *cache_file(const char *detail)
+{
+	const char *p = strstr(detail, "program: cache ");
+	return p ? p + strlen("program: cache ") : NULL;
+}
+
+static void test_cache_and_binary(void **state)
+{
+	(void)state;
+	char dir[128], why[256] = "";
+	assert_non_null(sl_test_mkdtemp(dir, sizeof(dir), "ocl_cache"));
+	/* Empty PoCL's cache (ours for this run), or it would remember this source's build. */
+	if (pocl_dir[0]) {
+		char cmd[160];
+		snprintf(cmd, sizeof(cmd), "rm -rf %s/*", pocl_dir);
+		assert_int_equal(system(cmd), 0);
+	}
+	struct sl_accel_config cfg = { .cache_dir = dir };
+	struct sl_accel *a;
+	struct sl_accel_info in;
+	double t0 = now_s();
+	assert_int_equal(open_ocl(&cfg, &a, why, sizeof(why)), 0);
+	double t_source = now_s() - t0;
+	sl__accel_info(a, &in);
+	assert_non_null(strstr(in.detail, "program: source, cached in "));
+	sl__accel_close(a);
+	t0 = now_s();
+	assert_int_equal(open_ocl(&cfg, &a, why, sizeof(why)), 0);
+	double t_cache = now_s() - t0;
+	sl__accel_info(a, &in);
+	const char *file = cache_file(in.detail);
+	assert_non_null(file);
+	printf("    open from source %.3f s, from the cache %.3f s\n", t_source, t_cache);
+	assert_true(t_cache < t_source);
+	uint32_t c;
+	struct sl_accel_buf b = { "123456789", 9 };
+	assert_int_equal(sl__accel_crc32c_batch(a, &b, 1, &c), 0);
+	assert_int_equal(c, 0xE3069283u);
+	char path[256];
+	snprintf(path, sizeof(path), "%s", file);
+	sl__accel_close(a);
+	/* The cache file as --accel-binary. */
+	struct sl_accel_config bcfg = { .binary = path, .cache_dir = dir };
+	assert_int_equal(open_ocl(&bcfg, &a, why, sizeof(why)), 0);
+	sl__accel_info(a, &in);
+	assert_non_null(strstr(in.detail, "program: binary "));
+	assert_int_equal(sl__accel_crc32c_batch(a, &b, 1, &c), 0);
+	assert_int_equal(c, 0xE3069283u);
+	sl__accel_close(a);
+	/* Garbage as a binary: refused with a reason. A damaged cache file: built from source
+	 * again (and the cache rewritten). */
+	size_t n;
+	uint8_t *bin = sl_test_slurp(path, &n);
+	FILE *fp = fopen(path, "wb");
+	assert_non_null(fp);
+	assert_int_equal(fwrite("not a program", 1, 13, fp), 13);
+	fclose(fp);
+	assert_int_equal(open_ocl(&bcfg, &a, why, sizeof(why)), -ENODEV);
+	assert_non_null(strstr(why, "binary"));
+	bin[n / 2] ^= 1;
+	fp = fopen(path, "wb");
+	assert_non_null(fp);
+	assert_int_equal(fwrite(bin, 1, n, fp), n);
+	fclose(fp);
+	assert_int_equal(open_ocl(&cfg, &a, why, sizeof(why)), 0);
+	sl__accel_info(a, &in);
+	assert_non_null(strstr(in.detail, "program: source, cached in "));
+	sl__accel_close(a);
+	assert_int_equal(open_ocl(&cfg, &a, why, sizeof(why)), 0);
+	sl__accel_info(a, &in);
+	assert_non_null(cache_file(in.detail));
+	sl__accel_close(a);
+	free(bin);
+	/* A cache directory that cannot be made: no cache, said in the detail. */
+	struct sl_accel_config ncfg = { .cache_dir = "/proc/sluice-no-cache/x" };
+	assert_int_equal(open_ocl(&ncfg, &a, why, sizeof(why)), 0);
+	sl__accel_info(a, &in);
+	assert_non_null(strstr(in.detail, "program: source, no cache"));
+	sl__accel_close(a);
+	assert_int_equal(sl_test_rm_rf(dir), 0);
+}
+
+int main(void)
+{
+	/* PoCL keeps its own compiled kernels; pointed at a fresh directory, "from source" means
+	 * compiled, so the cache comparison is honest. Removed at the end. */
+	if (!getenv("POCL_CACHE_DIR") && sl_test_mkdtemp(pocl_dir, sizeof(pocl_dir), "ocl_pocl"))
+		setenv("POCL_CACHE_DIR", pocl_dir, 1);
+	cold_devices_only();
+	const struct CMUnitTest no_device[] = {
+		cmocka_unit_test(test_open_devices_only_fast),
+		cmocka_unit_test(test_open_bad_selector),
+		cmocka_unit_test(test_open_missing_binary),
+	};
+	const struct CMUnitTest device[] = {
+		cmocka_unit_test(test_open_devices_only_fast),
+		cmocka_unit_test(test_open_bad_selector),
+		cmocka_unit_test(test_open_missing_binary),
+		cmocka_unit_test(test_info),
+		cmocka_unit_test(test_select_by_name_and_index),
+		cmocka_unit_test(test_crc32c_vs_cpu),
+		cmocka_unit_test(test_bloom_build_vs_cpu),
+		cmocka_unit_test(test_bloom_probe_vs_cpu),
+		cmocka_unit_test(test_merge_cases_vs_cpu),
+		cmocka_unit_test(test_merge_random_vs_cpu),
+		cmocka_unit_test(test_merge_corrupt_vs_cpu),
+		cmocka_unit_test(test_submit_poll),
+		cmocka_unit_test(test_threads),
+		cmocka_unit_test(test_cache_and_binary),
+	};
+	int r;
+	if (sl__accel_open("cpu", &cpu) != 0)
+		return 1;
+	double t0 = now_s();
+	struct sl_accel_config cfg = { 0 };
+	if (open_ocl(&cfg, &ocl, ocl_why, sizeof(ocl_why)) != 0) {
+		printf("opencl: no usable OpenCL device (%s): running the tests that need none\n",
+		       ocl_why);
+		r = cmocka_run_group_tests_name("opencl (no device)", no_device, NULL, NULL);
+	} else {
+		ocl_open_s = now_s() - t0;
+		r = cmocka_run_group_tests_name("opencl", device, NULL, NULL);
+		sl__accel_close(ocl);
+	}
+	sl__accel_close(cpu);
+	free(vpool);
+	if (pocl_dir[0])
+		sl_test_rm_rf(pocl_dir);
+	return r;
+}

@@ -1,0 +1,1265 @@
+/* test_xrt.c - unit tests of the xrt backend (accel_xrt.c). Without XRT on the machine the
+ * backend must say so (-ENODEV, "XRT not installed (...)"); then, with SLUICE_XRT_LIB pointing at
+ * the XRT shim (sim/shim, built by the Makefile as $(BUILD)/lib/libxrt_coreutil.so.2) and the
+ * shim's stand-in xclbin, every operation runs through XRT's C API (device, xclbin, kernels,
+ * buffer objects, syncs, runs) and is compared with the cpu reference bit for bit: outputs,
+ * return codes and every out value of the merge job, -ENOSPC needs and SL_ECORRUPT's
+ * bad_run/bad_block included, over random sizes (0, 1, odd, unaligned, large batches), duplicate
+ * keys, empty runs, tombstones, key ranges, tiny blocks and damaged inputs. Bad xclbins (missing,
+ * garbage, a real axlf, a kernel missing, banks that do not agree, a signature the kernels do not
+ * have) are refused with a reason, and the shim itself is checked to demand XRT's syncs and bank
+ * placement, so that passing here means the backend does what XRT needs.
+ *
+ * The shim and the xclbin are found through SL_XRT_SHIM_LIB and SL_XRT_SHIM_XCLBIN (absolute
+ * paths the Makefile passes), else $BUILD/lib and $BUILD/tests. Links the accel modules and err.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "accel.h"
+#include "block.h"
+#include "bloom.h"
+#include "sluice.h"
+#include "testutil.h"
+#include "xrt_capi.h"
+
+#ifndef SL_XRT_SHIM_LIB
+#define SL_XRT_SHIM_LIB ""
+#endif
+#ifndef SL_XRT_SHIM_XCLBIN
+#define SL_XRT_SHIM_XCLBIN ""
+#endif
+
+static struct sl_accel *cpu, *xa; /* xa: the xrt backend on the shim */
+static char shim_lib[512], shim_xclbin[512], tmpdir[128];
+static int quick;
+
+static uint64_t rng_state = 0x7a7;
+
+static uint64_t rnd(void)
+{
+	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static int open_xrt(const char *binary, const char *device, struct sl_accel **a, char *why,
+		    size_t cap)
+{
+	struct sl_accel_config cfg = { .binary = binary, .device = device };
+	*a = NULL;
+	why[0] = 0;
+	return sl__accel_open_cfg("xrt", &cfg, a, why, cap);
+}
+
+/* The first of the paths that exists, into out. */
+static int find_file(char *out, size_t cap, const char *built_in, const char *under_build)
+{
+	const char *b = getenv("BUILD");
+	if (built_in[0] && access(built_in, R_OK) == 0) {
+		snprintf(out, cap, "%s", built_in);
+		return 0;
+	}
+	snprintf(out, cap, "%s/%s", b && b[0] ? b : "build", under_build);
+	return access(out, R_OK);
+}
+
+/* ---- Without XRT ------------------------------------------------------------------------------
+ */
+
+/* Is XRT's library loadable here, as the backend looks for it? */
+static int xrt_installed(void)
+{
+	static const char *const names[] = { "libxrt_coreutil.so.2", "libxrt_coreutil.so",
+					     "/opt/xilinx/xrt/lib/libxrt_coreutil.so.2" };
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		void *h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+		if (h) {
+			dlclose(h);
+			return 1;
+		}
+	}
+	const char *root = getenv("XILINX_XRT");
+	return root && root[0];
+}
+
+static void test_open_absent(void **state)
+{
+	(void)state;
+	char why[256];
+	struct sl_accel *a;
+	unsetenv("SLUICE_XRT_LIB");
+	int r = open_xrt(shim_xclbin, NULL, &a, why, sizeof(why));
+	if (xrt_installed()) {
+		printf("    XRT is installed here: open %d (%s)\n", r, why);
+		if (a)
+			sl__accel_close(a);
+		return;
+	}
+	assert_int_equal(r, -ENODEV);
+	assert_null(a);
+	assert_string_equal(why, "XRT not installed (libxrt_coreutil.so.2 not found)");
+	/* No xclbin either: the library is looked for first. */
+	assert_int_equal(open_xrt(NULL, NULL, &a, why, sizeof(why)), -ENODEV);
+	assert_string_equal(why, "XRT not installed (libxrt_coreutil.so.2 not found)");
+	/* The planner still opens (cpu alone). */
+	assert_int_equal(sl__accel_open_cfg("auto", &(struct sl_accel_config){ .calibrate = -1 },
+					    &a, why, sizeof(why)),
+			 0);
+	sl__accel_close(a);
+	setenv("SLUICE_XRT_LIB", shim_lib, 1);
+}
+
+static void test_open_bad_library(void **state)
+{
+	(void)state;
+	char why[256];
+	struct sl_accel *a;
+	setenv("SLUICE_XRT_LIB", "/nonexistent/libxrt_coreutil.so.2", 1);
+	assert_int_equal(open_xrt(shim_xclbin, NULL, &a, why, sizeof(why)), -ENODEV);
+	assert_non_null(strstr(why, "/nonexistent/libxrt_coreutil.so.2 (SLUICE_XRT_LIB) not "
+				    "loadable"));
+	/* A library without XRT's entry points. */
+	setenv("SLUICE_XRT_LIB", "libm.so.6", 1);
+	assert_int_equal(open_xrt(shim_xclbin, NULL, &a, why, sizeof(why)), -ENODEV);
+	assert_string_equal(why, "the XRT library lacks xrtDeviceOpen (XRT 2.8 or later has it)");
+	setenv("SLUICE_XRT_LIB", shim_lib, 1);
+}
+
+/* ---- Bad xclbins and devices ----------------------------------------------------------------- */
+
+/* The stand-in xclbin with every line containing `drop` removed and `from` replaced by `to`
+ * (NULL: none), written to a file of the temporary directory. */
+static const char *xclbin_variant(const char *name, const char *drop, const char *from,
+				  const char *to)
+{
+	static char path[256];
+	size_t n;
+	uint8_t *src = sl_test_slurp(shim_xclbin, &n);
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	int dropped = 0, replaced = 0;
+	for (char *save = NULL, *line = strtok_r((char *)src, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		if (drop && strstr(line, drop)) {
+			dropped = 1;
+			continue;
+		}
+		if (from && !strcmp(line, from)) {
+			line = (char *)to;
+			replaced = 1;
+		}
+		fprintf(f, "%s\n", line);
+	}
+	assert_int_equal(fclose(f), 0);
+	free(src);
+	assert_true(!drop || dropped);
+	assert_true(!from || replaced);
+	return path;
+}
+
+static void expect_refused(const char *binary, const char *device, const char *needle)
+{
+	char why[512];
+	struct sl_accel *a;
+	assert_int_equal(open_xrt(binary, device, &a, why, sizeof(why)), -ENODEV);
+	assert_null(a);
+	if (!strstr(why, needle))
+		fail_msg("reason \"%s\" lacks \"%s\"", why, needle);
+}
+
+static void test_open_refusals(void **state)
+{
+	(void)state;
+	char path[256];
+	setenv("SLUICE_XRT_SHIM_QUIET", "1", 1);
+	expect_refused(NULL, NULL, "no --accel-binary xclbin given");
+	expect_refused("", NULL, "no --accel-binary xclbin given");
+	expect_refused("/nonexistent/sluice.xclbin", NULL,
+		       "cannot read xclbin /nonexistent/sluice.xclbin: No such file");
+	/* Garbage, an empty file, and a real xclbin (an axlf image: magic "xclbin2"). */
+	snprintf(path, sizeof(path), "%s/garbage.xclbin", tmpdir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("not an xclbin at all\n", f);
+	fclose(f);
+	expect_refused(path, NULL, "XRT could not load xclbin");
+	expect_refused(path, NULL, path);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fclose(f);
+	expect_refused(path, NULL, "XRT could not load xclbin");
+	f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite("xclbin2\0\0\0\0\0\0\0\0\0", 1, 16, f), 16);
+	fclose(f);
+	expect_refused(path, NULL, "XRT could not load xclbin");
+	/* A kernel missing: named. */
+	expect_refused(xclbin_variant("nobloom.xclbin", "kernel slk_merge_bloom ", NULL, NULL),
+		       NULL, "lacks kernel slk_merge_bloom");
+	expect_refused(xclbin_variant("noabi.xclbin", "kernel slk_abi ", NULL, NULL), NULL,
+		       "lacks kernel slk_abi");
+	/* Kernels that share a buffer connected to different banks. */
+	expect_refused(xclbin_variant("banks.xclbin", NULL, "kernel slk_merge_crc g1 g1 u64",
+				      "kernel slk_merge_crc g0 g1 u64"),
+		       NULL,
+		       "connects slk_merge argument 1 to memory bank 1 but slk_merge_crc "
+		       "argument 0 to bank 0");
+	/* A kernel declared with arguments the kernels do not have. */
+	expect_refused(xclbin_variant("sig.xclbin", NULL, "kernel slk_crc32c g0 u64 u64 u64",
+				      "kernel slk_crc32c g0 u64 u64"),
+		       NULL, "XRT could not load xclbin");
+	/* Devices: an index past the shim's one device, and something not an index. */
+	expect_refused(shim_xclbin, "3", "no XRT device 3");
+	expect_refused(shim_xclbin, "0:0", "XRT device \"0:0\" is not a device index");
+	/* Two devices modelled: the second one opens. */
+	setenv("SLUICE_XRT_SHIM_DEVICES", "2", 1);
+	char why[256];
+	struct sl_accel *a;
+	assert_int_equal(open_xrt(shim_xclbin, "1", &a, why, sizeof(why)), 0);
+	struct sl_accel_info in;
+	sl__accel_info(a, &in);
+	assert_non_null(strstr(in.detail, "device 1;"));
+	uint32_t c;
+	assert_int_equal(sl__accel_crc32c_batch(a, &(struct sl_accel_buf){ "123456789", 9 }, 1, &c),
+			 0);
+	assert_int_equal(c, 0xE3069283u);
+	sl__accel_close(a);
+	unsetenv("SLUICE_XRT_SHIM_DEVICES");
+	unsetenv("SLUICE_XRT_SHIM_QUIET");
+}
+
+static void test_info(void **state)
+{
+	(void)state;
+	struct sl_accel_info in;
+	sl__accel_info(xa, &in);
+	assert_string_equal(in.name, "xrt");
+	assert_non_null(strstr(in.device, "XRT shim"));
+	assert_non_null(strstr(in.detail, "xclbin "));
+	assert_non_null(strstr(in.detail, "(uuid "));
+	assert_non_null(strstr(in.detail, "libxrt_coreutil.so.2"));
+	/* The shim is no device: the planner must never route to it. */
+	assert_int_equal(in.flags & (SL_ACCEL_INFO_DEVICE | SL_ACCEL_INFO_MODEL), 0);
+	printf("    %s\n    %s\n", in.device, in.detail);
+}
+
+/* ---- The shim keeps XRT's rules ------------------------------------------------------------ */
+
+struct xrt_fns {
+	__typeof__(&xrtDeviceOpen) open;
+	__typeof__(&xrtDeviceClose) close;
+	__typeof__(&xrtDeviceLoadXclbinFile) load;
+	__typeof__(&xrtDeviceGetXclbinUUID) uuid;
+	__typeof__(&xrtPLKernelOpen) kopen;
+	__typeof__(&xrtKernelClose) kclose;
+	__typeof__(&xrtKernelArgGroupId) group;
+	__typeof__(&xrtBOAlloc) alloc;
+	__typeof__(&xrtBOFree) free;
+	__typeof__(&xrtBOMap) map;
+	__typeof__(&xrtBOSync) sync;
+	__typeof__(&xrtRunOpen) ropen;
+	__typeof__(&xrtRunSetArg) set;
+	__typeof__(&xrtRunStart) start;
+	__typeof__(&xrtRunWait) wait;
+	__typeof__(&xrtRunClose) rclose;
+};
+
+static void *sym(void *lib, const char *name)
+{
+	void *p = dlsym(lib, name);
+	assert_non_null(p);
+	return p;
+}
+
+#define RESOLVE(fn, name) memcpy(&(fn), &(void *){ sym(lib, name) }, sizeof(void *))
+
+/* A kernel sees device memory only: written to the host mapping and not synced, its input is
+ * not there (the run fails on the junk), and its output is not in the mapping until synced
+ * back. A buffer from a bank the argument is not connected to is refused. */
+static void test_shim_needs_sync(void **state)
+{
+	(void)state;
+	void *lib = dlopen(shim_lib, RTLD_NOW | RTLD_LOCAL);
+	assert_non_null(lib);
+	setenv("SLUICE_XRT_SHIM_QUIET", "1", 1);
+	struct xrt_fns x;
+	RESOLVE(x.open, "xrtDeviceOpen");
+	RESOLVE(x.close, "xrtDeviceClose");
+	RESOLVE(x.load, "xrtDeviceLoadXclbinFile");
+	RESOLVE(x.uuid, "xrtDeviceGetXclbinUUID");
+	RESOLVE(x.kopen, "xrtPLKernelOpen");
+	RESOLVE(x.kclose, "xrtKernelClose");
+	RESOLVE(x.group, "xrtKernelArgGroupId");
+	RESOLVE(x.alloc, "xrtBOAlloc");
+	RESOLVE(x.free, "xrtBOFree");
+	RESOLVE(x.map, "xrtBOMap");
+	RESOLVE(x.sync, "xrtBOSync");
+	RESOLVE(x.ropen, "xrtRunOpen");
+	RESOLVE(x.set, "xrtRunSetArg");
+	RESOLVE(x.start, "xrtRunStart");
+	RESOLVE(x.wait, "xrtRunWait");
+	RESOLVE(x.rclose, "xrtRunClose");
+	xrtDeviceHandle d = x.open(0);
+	assert_non_null(d);
+	xuid_t id;
+	assert_int_equal(x.uuid(d, id), -1); /* nothing loaded yet */
+	assert_int_equal(x.load(d, shim_xclbin), 0);
+	assert_int_equal(x.uuid(d, id), 0);
+	assert_null(x.kopen(d, id, "slk_no_such_kernel"));
+	xrtKernelHandle k = x.kopen(d, id, "slk_crc32c");
+	assert_non_null(k);
+	assert_int_equal(x.group(k, 0), 0);
+	assert_true(x.group(k, 1) < 0); /* a scalar */
+	xrtBufferHandle b = x.alloc(d, 4096, XRT_BO_FLAGS_NONE, 0);
+	xrtBufferHandle other = x.alloc(d, 4096, XRT_BO_FLAGS_NONE, 1);
+	assert_true(b && other);
+	uint8_t *m = x.map(b);
+	assert_non_null(m);
+	/* One chunk: "123456789" at 64, its accumulator at 32. */
+	struct {
+		uint64_t off, after;
+		uint32_t len, slot;
+	} ch = { 64, 0, 9, 0x80000000u };
+	memcpy(m, &ch, sizeof(ch));
+	memset(m + 32, 0, 4);
+	memcpy(m + 64, "123456789", 9);
+	xrtRunHandle r = x.ropen(k);
+	assert_non_null(r);
+	assert_int_equal(x.set(r, 0, other), -1); /* bank 1: not connected */
+	assert_int_equal(x.start(r), -1);	  /* arguments not set */
+	assert_int_equal(x.set(r, 0, b), 0);
+	assert_int_equal(x.set(r, 1, (uint64_t)0), 0);
+	assert_int_equal(x.set(r, 2, (uint64_t)1), 0);
+	assert_int_equal(x.set(r, 3, (uint64_t)32), 0);
+	assert_int_equal(x.start(r), 0);
+	assert_int_equal(x.wait(r), ERT_CMD_STATE_ERROR); /* junk chunk table on the device */
+	assert_int_equal(x.sync(b, XCL_BO_SYNC_BO_TO_DEVICE, 128, 0), 0);
+	assert_int_equal(x.start(r), 0);
+	assert_int_equal(x.wait(r), ERT_CMD_STATE_COMPLETED);
+	uint32_t acc;
+	memcpy(&acc, m + 32, 4);
+	assert_int_equal(acc, 0); /* not synced back yet */
+	assert_int_equal(x.sync(b, XCL_BO_SYNC_BO_FROM_DEVICE, 4, 32), 0);
+	memcpy(&acc, m + 32, 4);
+	assert_int_equal(acc ^ 0xFFFFFFFFu, 0xE3069283u);
+	assert_int_equal(x.sync(b, XCL_BO_SYNC_BO_FROM_DEVICE, 4096, 1), -1); /* past the end */
+	/* Closing in any order: the run holds its kernel and buffer. */
+	assert_int_equal(x.kclose(k), 0);
+	assert_int_equal(x.free(b), 0);
+	assert_int_equal(x.start(r), 0);
+	assert_int_equal(x.wait(r), ERT_CMD_STATE_COMPLETED);
+	assert_int_equal(x.rclose(r), 0);
+	assert_int_equal(x.free(other), 0);
+	assert_int_equal(x.close(d), 0);
+	dlclose(lib);
+	unsetenv("SLUICE_XRT_SHIM_QUIET");
+}
+
+/* ---- CRC32C and bloom filters against cpu ------------------------------------------------------
+ */
+
+static void crc_both(const struct sl_accel_buf *b, size_t n)
+{
+	uint32_t *x = malloc((n + 1) * 4), *y = malloc((n + 1) * 4);
+	assert_true(x && y);
+	memset(x, 0x11, (n + 1) * 4);
+	memset(y, 0x11, (n + 1) * 4);
+	assert_int_equal(sl__accel_crc32c_batch(xa, b, n, x), 0);
+	assert_int_equal(sl__accel_crc32c_batch(cpu, b, n, y), 0);
+	assert_memory_equal(x, y, (n + 1) * 4);
+	free(x);
+	free(y);
+}
+
+static void test_crc32c_vs_cpu(void **state)
+{
+	(void)state;
+	size_t big = (1u << 20) + 4099;
+	uint8_t *data = malloc(big + 64);
+	assert_non_null(data);
+	for (size_t i = 0; i < big + 64; i++)
+		data[i] = (uint8_t)rnd();
+	/* The check value, empty and NULL buffers, one byte, unaligned odd lengths across the
+	 * chunk size, a MiB and more. */
+	struct sl_accel_buf fixed[] = {
+		{ "123456789", 9 }, { NULL, 0 },	{ data + 1, 1 },
+		{ data + 3, 2047 }, { data + 5, 2048 }, { data + 7, 2049 },
+		{ data + 9, 4097 }, { data + 11, big }, { data, 0 },
+	};
+	crc_both(fixed, sizeof(fixed) / sizeof(fixed[0]));
+	uint32_t c;
+	assert_int_equal(sl__accel_crc32c_batch(xa, fixed, 1, &c), 0);
+	assert_int_equal(c, 0xE3069283u);
+	crc_both(fixed, 0);
+	/* Random batches, one large (20000 small buffers, as a commit of log records is). */
+	for (int round = 0; round < (quick ? 4 : 10); round++) {
+		size_t n = round == 0 ? 20000 : 1 + rnd() % 300;
+		struct sl_accel_buf *b = malloc(n * sizeof(*b));
+		assert_non_null(b);
+		for (size_t i = 0; i < n; i++) {
+			size_t len = rnd() % 8 == 0 ? rnd() % 20000 : rnd() % 80;
+			b[i].len = len;
+			b[i].data = data + rnd() % (big - len);
+		}
+		crc_both(b, n);
+		free(b);
+	}
+	/* The refusals are the other backends'. */
+	struct sl_accel_buf nodata = { NULL, 3 };
+	assert_int_equal(sl__accel_crc32c_batch(xa, &nodata, 1, &c), -EINVAL);
+	assert_int_equal(sl__accel_crc32c_batch(xa, NULL, 1, &c), -EINVAL);
+	free(data);
+}
+
+static void test_bloom_build_vs_cpu(void **state)
+{
+	(void)state;
+	for (int round = 0; round < 16; round++) {
+		size_t n = round == 0 ? 0 : round == 1 ? 1 : rnd() % 5000;
+		size_t size = SL_BLOOM_BLOCK * (round == 2 ? 1 : 1 + rnd() % 300);
+		uint32_t k = round < 4 ? (round == 3 ? 64 : 1) : 1 + (uint32_t)(rnd() % 20);
+		uint64_t *h = malloc((n + 1) * 8);
+		uint8_t *x = malloc(size), *y = malloc(size);
+		assert_true(h && x && y);
+		for (size_t i = 0; i < n; i++)
+			h[i] = rnd();
+		/* Bits already set stay set. */
+		for (size_t i = 0; i < size; i++)
+			x[i] = y[i] = rnd() % 4 ? 0 : (uint8_t)rnd();
+		assert_int_equal(sl__accel_bloom_build(xa, h, n, k, x, size), 0);
+		assert_int_equal(sl__accel_bloom_build(cpu, h, n, k, y, size), 0);
+		assert_memory_equal(x, y, size);
+		free(h);
+		free(x);
+		free(y);
+	}
+	uint64_t h = 1;
+	uint8_t f[128] = { 0 };
+	static const struct {
+		size_t n, size;
+		uint32_t k;
+		int null_h, null_f;
+	} bad[] = {
+		{ 1, 100, 6, 0, 0 }, { 1, 128, 0, 0, 0 }, { 1, 128, 65, 0, 0 },
+		{ 1, 128, 6, 1, 0 }, { 1, 128, 6, 0, 1 }, { 0, 0, 6, 1, 1 },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const uint64_t *hp = bad[i].null_h ? NULL : &h;
+		uint8_t *fp = bad[i].null_f ? NULL : f;
+		assert_int_equal(
+			sl__accel_bloom_build(xa, hp, bad[i].n, bad[i].k, fp, bad[i].size),
+			sl__accel_bloom_build(cpu, hp, bad[i].n, bad[i].k, fp, bad[i].size));
+	}
+}
+
+static void test_bloom_probe_vs_cpu(void **state)
+{
+	(void)state;
+	enum { NF = 7 };
+	struct sl_accel_filter f[NF];
+	uint8_t *bits[NF];
+	uint64_t *keys[NF];
+	size_t nkeys[NF];
+	for (int i = 0; i < NF; i++) {
+		/* Sizes 0 and 32 (below a block: rule nothing out), k 0 (likewise), a 4-block
+		 * filter with a ragged tail, then ordinary ones. */
+		size_t size = i == 0   ? 0
+			      : i == 1 ? 32
+			      : i == 3 ? 4 * 64 + 17
+				       : 64 * (1 + rnd() % 200);
+		nkeys[i] = 50 + rnd() % 2000;
+		bits[i] = calloc(1, size + 1);
+		keys[i] = malloc(nkeys[i] * 8);
+		assert_true(bits[i] && keys[i]);
+		f[i] = (struct sl_accel_filter){ bits[i], size,
+						 i == 2 ? 0 : 1 + (uint32_t)(rnd() % 12) };
+		for (size_t j = 0; j < nkeys[i]; j++)
+			keys[i][j] = rnd();
+		if (size >= 64)
+			sl__bloom_add(bits[i], size / 64 * 64, keys[i], nkeys[i],
+				      f[i].k ? f[i].k : 1);
+	}
+	for (int round = 0; round < 10; round++) {
+		size_t n = round == 0 ? 1 : rnd() % 6000;
+		uint64_t *h = malloc((n + 1) * 8);
+		uint32_t *which = malloc((n + 1) * 4);
+		uint8_t *x = malloc(n + 1), *y = malloc(n + 1);
+		assert_true(h && which && x && y);
+		for (size_t i = 0; i < n; i++) {
+			which[i] = (uint32_t)(rnd() % NF);
+			h[i] = rnd() % 2 ? keys[which[i]][rnd() % nkeys[which[i]]] : rnd();
+		}
+		const uint32_t *w = round % 3 == 0 ? NULL : which;
+		const struct sl_accel_filter *ff = w ? f : &f[3 + round % 4];
+		memset(x, 7, n + 1);
+		memset(y, 7, n + 1);
+		assert_int_equal(sl__accel_bloom_probe(xa, ff, w ? NF : 1, w, h, n, x), 0);
+		assert_int_equal(sl__accel_bloom_probe(cpu, ff, w ? NF : 1, w, h, n, y), 0);
+		assert_memory_equal(x, y, n + 1);
+		if (n) {
+			which[n / 2] = NF;
+			assert_int_equal(sl__accel_bloom_probe(xa, f, NF, which, h, n, x), -EINVAL);
+			assert_int_equal(sl__accel_bloom_probe(cpu, f, NF, which, h, n, y),
+					 -EINVAL);
+			assert_memory_equal(x, y, n + 1);
+		}
+		free(h);
+		free(which);
+		free(x);
+		free(y);
+	}
+	uint8_t o;
+	uint64_t h = 5;
+	assert_int_equal(sl__accel_bloom_probe(xa, f, 0, NULL, &h, 1, &o), -EINVAL);
+	assert_int_equal(sl__accel_bloom_probe(xa, NULL, 1, NULL, &h, 1, &o), -EINVAL);
+	assert_int_equal(sl__accel_bloom_probe(xa, f, 1, NULL, NULL, 1, &o), -EINVAL);
+	assert_int_equal(sl__accel_bloom_probe(xa, f, 1, NULL, &h, 0, &o), 0);
+	for (int i = 0; i < NF; i++) {
+		free(bits[i]);
+		free(keys[i]);
+	}
+}
+
+/* ---- Merge inputs: random runs encoded by the codec --------------------------------------------
+ */
+
+#define POOL_BYTES (3u << 20)
+static uint8_t *vpool;
+
+static uint8_t *pool_get(void)
+{
+	if (!vpool) {
+		vpool = malloc(POOL_BYTES);
+		assert_non_null(vpool);
+		for (size_t i = 0; i < POOL_BYTES; i++)
+			vpool[i] = (uint8_t)rnd();
+	}
+	return vpool;
+}
+
+struct tent {
+	uint8_t key[SL_ACCEL_MAX_KEY];
+	uint8_t klen;
+	uint8_t flags;
+	uint32_t vlen;
+	const uint8_t *val;
+};
+
+static int key_ref_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+	return c ? (c < 0 ? -1 : 1) : (alen > blen) - (alen < blen);
+}
+
+static int tent_cmp(const void *pa, const void *pb)
+{
+	const struct tent *a = pa, *b = pb;
+	return key_ref_cmp(a->key, a->klen, b->key, b->klen);
+}
+
+/* A run's entries and its blocks, each block in its own allocation at an odd offset. */
+struct trun {
+	struct tent *e;
+	size_t n;
+	struct sl_accel_buf *bufs;
+	uint8_t **mem;
+	size_t nblocks;
+};
+
+static void trun_seal(struct trun *r, struct sl_block_enc *enc)
+{
+	size_t body = sl__block_enc_finish(enc), len = body + 4;
+	sl__block_put_u32(enc->buf + body, sl__accel_crc32c(cpu, enc->buf, body));
+	size_t skew = 1 + rnd() % 7;
+	uint8_t *m = malloc(len + skew);
+	assert_non_null(m);
+	memcpy(m + skew, enc->buf, len);
+	r->mem[r->nblocks] = m;
+	r->bufs[r->nblocks].data = m + skew;
+	r->bufs[r->nblocks].len = len;
+	r->nblocks++;
+	sl__block_enc_reset(enc);
+}
+
+static void trun_encode(struct trun *r, uint32_t block_bytes, uint32_t interval)
+{
+	size_t cap = 64;
+	for (size_t i = 0; i < r->n; i++)
+		cap = r->e[i].vlen + 256 > cap ? r->e[i].vlen + 256 : cap;
+	cap += block_bytes + 256;
+	uint8_t *buf = malloc(cap);
+	uint32_t *rs = malloc((r->n + 1) * sizeof(*rs));
+	r->bufs = calloc(r->n + 1, sizeof(*r->bufs));
+	r->mem = calloc(r->n + 1, sizeof(*r->mem));
+	assert_true(buf && rs && r->bufs && r->mem);
+	r->nblocks = 0;
+	struct sl_block_enc enc;
+	sl__block_enc_init(&enc, block_bytes, interval, buf, cap, rs, r->n + 1);
+	for (size_t i = 0; i < r->n; i++) {
+		const struct tent *t = &r->e[i];
+		if (sl__block_enc_full(&enc, t->klen, t->vlen))
+			trun_seal(r, &enc);
+		assert_int_equal(
+			sl__block_enc_add(&enc, t->key, t->klen, t->val, t->vlen, t->flags), 0);
+	}
+	if (enc.entries)
+		trun_seal(r, &enc);
+	free(buf);
+	free(rs);
+}
+
+static void trun_free(struct trun *r)
+{
+	for (size_t i = 0; i < r->nblocks; i++)
+		free(r->mem[i]);
+	free(r->mem);
+	free(r->bufs);
+	free(r->e);
+	memset(r, 0, sizeof(*r));
+}
+
+/* n sorted distinct keys of 1..64 bytes sharing prefixes. */
+static struct tent *universe(size_t *n)
+{
+	struct tent *u = calloc(*n + 1, sizeof(*u));
+	assert_non_null(u);
+	for (size_t i = 0; i < *n; i++) {
+		size_t kl = rnd() % 4 ? 1 + rnd() % 24 : 1 + rnd() % SL_ACCEL_MAX_KEY;
+		for (size_t b = 0; b < kl; b++)
+			u[i].key[b] = b < 3 ? (uint8_t)('a' + rnd() % 3) : (uint8_t)rnd();
+		u[i].klen = (uint8_t)kl;
+	}
+	qsort(u, *n, sizeof(*u), tent_cmp);
+	size_t m = 0;
+	for (size_t i = 0; i < *n; i++)
+		if (!m || key_ref_cmp(u[m - 1].key, u[m - 1].klen, u[i].key, u[i].klen))
+			u[m++] = u[i];
+	*n = m;
+	return u;
+}
+
+/* Each universe key with probability 1/every: random values (now and then a big one, with
+ * big), now and then a tombstone. */
+static void make_run(struct trun *r, const struct tent *u, size_t un, unsigned every, int big)
+{
+	uint8_t *pool = pool_get();
+	int bigs = 0;
+	r->e = calloc(un + 1, sizeof(*r->e));
+	assert_non_null(r->e);
+	r->n = 0;
+	for (size_t i = 0; i < un; i++) {
+		if (rnd() % every)
+			continue;
+		struct tent *t = &r->e[r->n++];
+		*t = u[i];
+		uint32_t v = rnd() % 16 ? (uint32_t)(rnd() % 60) : (uint32_t)(rnd() % 3000);
+		if (big && bigs < 2 && rnd() % 200 == 0)
+			v = bigs++ ? (uint32_t)(rnd() % (1u << 20)) : (1u << 20);
+		t->vlen = v;
+		t->val = pool + rnd() % (POOL_BYTES - v + 1);
+		t->flags = rnd() % 6 == 0 ? SL_ACCEL_TOMBSTONE : (uint8_t)(rnd() % 2 ? 0 : 0x80);
+		if (t->flags & SL_ACCEL_TOMBSTONE && rnd() % 2)
+			t->vlen = 0;
+	}
+}
+
+static void job_runs(struct sl_accel_merge_job *j, struct sl_accel_run *ar, struct trun *runs,
+		     size_t k)
+{
+	for (size_t r = 0; r < k; r++) {
+		ar[r].blocks = runs[r].bufs;
+		ar[r].n_blocks = runs[r].nblocks;
+	}
+	j->runs = ar;
+	j->n_runs = k;
+}
+
+/* ---- The merge job, xrt and cpu side by side ----------------------------------------------------
+ */
+
+struct tout {
+	uint8_t *out;
+	struct sl_accel_block *blocks;
+	uint8_t *bloom;
+};
+
+static void tout_alloc(struct tout *o, struct sl_accel_merge_job *j, size_t out, size_t blocks,
+		       size_t bloom)
+{
+	o->out = out ? malloc(out) : NULL;
+	o->blocks = blocks ? malloc(blocks * sizeof(*o->blocks)) : NULL;
+	o->bloom = bloom ? malloc(bloom) : NULL;
+	assert_true((!out || o->out) && (!blocks || o->blocks) && (!bloom || o->bloom));
+	if (out)
+		memset(o->out, 0x3C, out);
+	if (blocks)
+		memset(o->blocks, 0x5A, blocks * sizeof(*o->blocks));
+	if (bloom)
+		memset(o->bloom, 0xA5, bloom);
+	j->out = o->out;
+	j->out_cap = out;
+	j->blocks = o->blocks;
+	j->blocks_cap = blocks;
+	j->bloom = o->bloom;
+	j->bloom_cap = bloom;
+}
+
+static void tout_free(struct tout *o)
+{
+	free(o->out);
+	free(o->blocks);
+	free(o->bloom);
+	memset(o, 0, sizeof(*o));
+}
+
+/* The job on both backends with buffers of the given sizes: the same return, the same out
+ * values (junk neither writes stays equal junk), and on success the same output bytes,
+ * descriptors and filter. Returns the status; *res (may be NULL) gets xrt's out values. */
+static int merge_both(const struct sl_accel_merge_job *job, size_t out, size_t blocks, size_t bloom,
+		      struct sl_accel_merge_job *res)
+{
+	struct sl_accel_merge_job a = *job, b = *job;
+	struct tout oa, ob;
+	tout_alloc(&oa, &a, out, blocks, bloom);
+	tout_alloc(&ob, &b, out, blocks, bloom);
+	size_t from = offsetof(struct sl_accel_merge_job, out_len);
+	memset((uint8_t *)&a + from, 0x77, sizeof(a) - from);
+	memset((uint8_t *)&b + from, 0x77, sizeof(b) - from);
+	int ra = sl__accel_merge(xa, &a), rb = sl__accel_merge(cpu, &b);
+	assert_int_equal(ra, rb);
+	assert_int_equal(a.out_len, b.out_len);
+	assert_int_equal(a.n_blocks, b.n_blocks);
+	assert_int_equal(a.bloom_len, b.bloom_len);
+	assert_int_equal(a.bloom_probes, b.bloom_probes);
+	assert_int_equal(a.entries_in, b.entries_in);
+	assert_int_equal(a.entries_out, b.entries_out);
+	assert_int_equal(a.dropped_older, b.dropped_older);
+	assert_int_equal(a.dropped_tombstones, b.dropped_tombstones);
+	assert_int_equal(a.smallest_len, b.smallest_len);
+	assert_int_equal(a.need_out, b.need_out);
+	assert_int_equal(a.need_blocks, b.need_blocks);
+	assert_int_equal(a.need_bloom, b.need_bloom);
+	assert_int_equal(a.bad_run, b.bad_run);
+	assert_int_equal(a.bad_block, b.bad_block);
+	assert_memory_equal((uint8_t *)&a + from, (uint8_t *)&b + from, sizeof(a) - from);
+	if (ra == 0) {
+		if (a.out_len)
+			assert_memory_equal(a.out, b.out, a.out_len);
+		if (a.n_blocks)
+			assert_memory_equal(a.blocks, b.blocks, a.n_blocks * sizeof(*a.blocks));
+		assert_memory_equal(a.bloom, b.bloom, a.bloom_len);
+	}
+	if (res)
+		*res = a;
+	tout_free(&oa);
+	tout_free(&ob);
+	return ra;
+}
+
+/* Both sides with buffers as given; on -ENOSPC again with one need short by one (the same
+ * needs again) and then exactly the needs (success). */
+static void merge_both_grow(const struct sl_accel_merge_job *job, size_t out, size_t blocks,
+			    size_t bloom)
+{
+	struct sl_accel_merge_job r;
+	int st = merge_both(job, out, blocks, bloom, &r);
+	if (st != -ENOSPC) {
+		assert_int_equal(st, 0);
+		return;
+	}
+	size_t need[3] = { r.need_out, r.need_blocks, r.need_bloom };
+	int which = (int)(rnd() % 3);
+	if (need[which]) {
+		size_t s[3] = { need[0], need[1], need[2] };
+		s[which]--;
+		assert_int_equal(merge_both(job, s[0], s[1], s[2], NULL), -ENOSPC);
+	}
+	assert_int_equal(merge_both(job, need[0], need[1], need[2], NULL), 0);
+}
+
+static const uint32_t block_sizes[] = { 64, 100, 256, 1024, 4096, 65536 };
+#define N_BLOCK_SIZES (sizeof(block_sizes) / sizeof(block_sizes[0]))
+
+static void pick_bound(const struct tent *u, size_t un, uint8_t *k, size_t *klen)
+{
+	const struct tent *t = &u[rnd() % un];
+	memcpy(k, t->key, t->klen);
+	*klen = t->klen;
+	switch (rnd() % 3) {
+	case 0:
+		break;
+	case 1:
+		if (*klen < SL_ACCEL_MAX_KEY)
+			k[(*klen)++] = 0;
+		break;
+	default:
+		*klen = 1 + rnd() % t->klen;
+		break;
+	}
+}
+
+static void merge_random_round(int round)
+{
+	size_t k = 1 + rnd() % 20, un = 20 + rnd() % 1200;
+	struct tent *u = universe(&un);
+	struct trun runs[20];
+	struct sl_accel_run ar[20];
+	memset(runs, 0, sizeof(runs));
+	unsigned every = 1 + (unsigned)(rnd() % 6);
+	for (size_t r = 0; r < k; r++) {
+		make_run(&runs[r], u, un, rnd() % 8 == 0 ? 100000 : every, round % 6 == 0);
+		trun_encode(&runs[r], block_sizes[rnd() % N_BLOCK_SIZES],
+			    1 + (uint32_t)(rnd() % 20));
+	}
+	struct sl_accel_merge_job j;
+	memset(&j, 0, sizeof(j));
+	job_runs(&j, ar, runs, k);
+	uint32_t bb = block_sizes[rnd() % N_BLOCK_SIZES];
+	j.block_bytes = rnd() % 4 == 0 && bb == 4096 ? 0 : bb;
+	j.restart_interval = rnd() % 4 ? (rnd() % 2 ? 0 : 16) : 1 + (uint32_t)(rnd() % 40);
+	j.bits_per_key = rnd() % 3 ? (rnd() % 2 ? 0 : 10) : 1 + (uint32_t)(rnd() % 20);
+	j.flags = rnd() % 2 ? SL_ACCEL_MERGE_DROP_TOMBSTONES : 0;
+	uint8_t lo[SL_ACCEL_MAX_KEY], hi[SL_ACCEL_MAX_KEY];
+	if (rnd() % 3 == 0) {
+		pick_bound(u, un, lo, &j.lo_len);
+		j.lo = lo;
+	}
+	if (rnd() % 3 == 0) {
+		pick_bound(u, un, hi, &j.hi_len);
+		j.hi = hi;
+	}
+	switch (rnd() % 3) {
+	case 0:
+		merge_both_grow(&j, 0, 0, 0);
+		break;
+	case 1:
+		merge_both_grow(&j, 1 + rnd() % 5000, 1 + rnd() % 10, 64);
+		break;
+	default:
+		merge_both_grow(&j, 8 << 20, 70000, 1 << 16);
+		break;
+	}
+	for (size_t r = 0; r < k; r++)
+		trun_free(&runs[r]);
+	free(u);
+}
+
+static void test_merge_random_vs_cpu(void **state)
+{
+	(void)state;
+	for (int round = 0; round < (quick ? 12 : 40); round++)
+		merge_random_round(round);
+}
+
+/* Named cases: no runs, empty runs and many duplicate keys (newest wins), tombstones kept and
+ * dropped, nothing in range, lo == hi, 256 runs, 1 MiB values in 64-byte blocks, and an output
+ * much larger than its input (past the backend's first estimate: slk_merge runs twice). */
+static void test_merge_cases_vs_cpu(void **state)
+{
+	(void)state;
+	struct sl_accel_merge_job j;
+	memset(&j, 0, sizeof(j));
+	merge_both_grow(&j, 0, 0, 0);
+	assert_int_equal(merge_both(&j, 0, 0, 64, NULL), 0);
+
+	size_t un = 300;
+	struct tent *u = universe(&un);
+	static struct trun runs[SL_ACCEL_MAX_RUNS];
+	static struct sl_accel_run ar[SL_ACCEL_MAX_RUNS];
+	memset(runs, 0, sizeof(runs));
+	for (int r = 0; r < 5; r++) {
+		make_run(&runs[r], u, un, r == 0 || r == 3 ? 1000000 : 1, 0);
+		trun_encode(&runs[r], 256, 4);
+	}
+	job_runs(&j, ar, runs, 5);
+	for (int drop = 0; drop < 2; drop++) {
+		j.flags = drop ? SL_ACCEL_MERGE_DROP_TOMBSTONES : 0;
+		struct sl_accel_merge_job r;
+		assert_int_equal(merge_both(&j, 1 << 20, 10000, 1 << 12, &r), 0);
+		assert_true(r.dropped_older > 0);
+		assert_true(drop ? r.dropped_tombstones > 0 : r.dropped_tombstones == 0);
+	}
+	j.lo = u[un - 1].key;
+	j.lo_len = u[un - 1].klen;
+	merge_both_grow(&j, 1 << 20, 10000, 1 << 12);
+	j.lo = j.hi = u[un / 2].key;
+	j.lo_len = j.hi_len = u[un / 2].klen;
+	merge_both_grow(&j, 1 << 20, 10000, 1 << 12);
+	j.hi = u[un / 2 + 1].key;
+	j.hi_len = u[un / 2 + 1].klen;
+	merge_both_grow(&j, 1 << 20, 10000, 1 << 12);
+	j.lo_len = j.hi_len = 0;
+	for (int r = 5; r < SL_ACCEL_MAX_RUNS; r++) {
+		make_run(&runs[r], u, un, r % 50 ? 1000000 : 3, 0);
+		trun_encode(&runs[r], 4096, 16);
+	}
+	job_runs(&j, ar, runs, SL_ACCEL_MAX_RUNS);
+	merge_both_grow(&j, 1 << 20, 10000, 1 << 12);
+	for (int r = 0; r < SL_ACCEL_MAX_RUNS; r++)
+		trun_free(&runs[r]);
+	free(u);
+
+	/* 1 MiB values, 64-byte blocks. */
+	uint8_t *pool = pool_get();
+	for (int r = 0; r < 3; r++) {
+		runs[r].e = calloc(8, sizeof(struct tent));
+		assert_non_null(runs[r].e);
+		for (int i = 0; i < 6; i++) {
+			struct tent *t = &runs[r].e[runs[r].n++];
+			t->klen = (uint8_t)(1 + (i * 13) % SL_ACCEL_MAX_KEY);
+			memset(t->key, 'k', t->klen);
+			t->key[0] = (uint8_t)('a' + 2 * i + (r == 2));
+			t->vlen = i % 2 ? (1u << 20) : (uint32_t)i;
+			t->val = pool + (size_t)r * 1000 + (size_t)i;
+		}
+		trun_encode(&runs[r], 64, 1);
+	}
+	memset(&j, 0, sizeof(j));
+	job_runs(&j, ar, runs, 3);
+	j.block_bytes = 64;
+	merge_both_grow(&j, 1000, 2, 64);
+	for (int r = 0; r < 3; r++)
+		trun_free(&runs[r]);
+
+	/* Output far larger than input. */
+	runs[0].e = calloc(2000, sizeof(struct tent));
+	assert_non_null(runs[0].e);
+	for (int i = 0; i < 2000; i++) {
+		struct tent *t = &runs[0].e[runs[0].n++];
+		t->klen = SL_ACCEL_MAX_KEY;
+		memset(t->key, 'p', 60);
+		sl__block_put_u32(t->key + 60, __builtin_bswap32((uint32_t)i));
+		t->val = pool;
+	}
+	trun_encode(&runs[0], 65536, 1000);
+	memset(&j, 0, sizeof(j));
+	job_runs(&j, ar, runs, 1);
+	j.restart_interval = 1;
+	j.block_bytes = 256;
+	struct sl_accel_merge_job r;
+	assert_int_equal(merge_both(&j, 1 << 20, 10000, 1 << 12, &r), 0);
+	assert_true(r.out_len > 5 * runs[0].bufs[0].len);
+	trun_free(&runs[0]);
+
+	/* The refusals are cpu's. */
+	struct sl_accel_buf nodata = { NULL, 100 };
+	struct sl_accel_run bad_run = { &nodata, 1 };
+	static const uint8_t key[] = "k";
+	for (int c = 0; c < 9; c++) {
+		memset(&j, 0, sizeof(j));
+		switch (c) {
+		case 0:
+			j.block_bytes = 63;
+			break;
+		case 1:
+			j.bits_per_key = 65;
+			break;
+		case 2:
+			j.n_runs = SL_ACCEL_MAX_RUNS + 1;
+			j.runs = ar;
+			break;
+		case 3:
+			j.n_runs = 1;
+			break;
+		case 4:
+			j.flags = 1u << 5;
+			break;
+		case 5:
+			j.lo_len = 3;
+			break;
+		case 6:
+			j.hi = key;
+			j.hi_len = 0;
+			j.runs = &bad_run;
+			j.n_runs = 1;
+			break;
+		case 7:
+			j.lo = key;
+			j.lo_len = 1;
+			j.bits_per_key = 64;
+			break; /* valid */
+		default:
+			j.out_cap = 10;
+			break; /* out NULL */
+		}
+		struct sl_accel_merge_job a = j, b = j;
+		assert_int_equal(sl__accel_merge(xa, &a), sl__accel_merge(cpu, &b));
+		assert_memory_equal(&a, &b, sizeof(a));
+	}
+	assert_int_equal(sl__accel_merge(xa, NULL), -EINVAL);
+}
+
+/* Flipped bits anywhere in an input block, blocks too short, damage behind a valid CRC, blocks
+ * swapped or repeated (keys out of order), damage past hi (never read): the same status, the
+ * same bad_run and bad_block, the same counters. */
+static void test_merge_corrupt_vs_cpu(void **state)
+{
+	(void)state;
+	struct trun runs[5];
+	struct sl_accel_run ar[5];
+	struct sl_accel_merge_job j;
+	memset(runs, 0, sizeof(runs));
+	size_t un = 1500;
+	struct tent *u = universe(&un);
+	for (int r = 0; r < 5; r++) {
+		make_run(&runs[r], u, un, 2, 0);
+		trun_encode(&runs[r], 256, 4);
+		assert_true(runs[r].nblocks >= 4);
+	}
+	free(u);
+	memset(&j, 0, sizeof(j));
+	job_runs(&j, ar, runs, 5);
+	for (int round = 0; round < (quick ? 10 : 30); round++) {
+		size_t r = rnd() % 5, b = rnd() % runs[r].nblocks, len = runs[r].bufs[b].len;
+		static const size_t fixed[] = { 0, 1, 8 };
+		size_t at = round < 3 ? (round ? len - fixed[round] : 0) : rnd() % len;
+		uint8_t *p = (uint8_t *)runs[r].bufs[b].data, bit = (uint8_t)(1u << (rnd() % 8));
+		p[at] ^= bit;
+		assert_int_equal(merge_both(&j, 4 << 20, 40000, 1 << 16, NULL), SL_ECORRUPT);
+		p[at] ^= bit;
+	}
+	assert_int_equal(merge_both(&j, 4 << 20, 40000, 1 << 16, NULL), 0);
+	size_t keep = runs[3].bufs[2].len;
+	for (size_t len = 0; len < SL_BLOCK_MIN; len += 4) {
+		runs[3].bufs[2].len = len;
+		assert_int_equal(merge_both(&j, 4 << 20, 40000, 1 << 16, NULL), SL_ECORRUPT);
+	}
+	runs[3].bufs[2].len = keep;
+	/* An absurd restart count and an overlong value, each behind a valid CRC. */
+	uint8_t *p = (uint8_t *)runs[1].bufs[1].data;
+	size_t len = runs[1].bufs[1].len;
+	uint8_t save[8];
+	memcpy(save, p + len - 8, 8);
+	sl__block_put_u32(p + len - 8, 0xFFFF);
+	sl__block_put_u32(p + len - 4, sl__accel_crc32c(cpu, p, len - 4));
+	assert_int_equal(merge_both(&j, 4 << 20, 40000, 1 << 16, NULL), SL_ECORRUPT);
+	memcpy(p + len - 8, save, 8);
+	uint8_t v = p[2];
+	p[2] = 0x7f;
+	sl__block_put_u32(p + len - 4, sl__accel_crc32c(cpu, p, len - 4));
+	assert_int_equal(merge_both(&j, 4 << 20, 40000, 1 << 16, NULL), SL_ECORRUPT);
+	p[2] = v;
+	memcpy(p + len - 4, save + 4, 4);
+	/* Blocks swapped; a block repeated. */
+	struct sl_accel_buf t = runs[4].bufs[1];
+	runs[4].bufs[1] = runs[4].bufs[2];
+	runs[4].bufs[2] = t;
+	assert_int_equal(merge_both(&j, 4 << 20, 40000, 1 << 16, NULL), SL_ECORRUPT);
+	runs[4].bufs[2] = runs[4].bufs[1];
+	runs[4].bufs[1] = t;
+	t = runs[2].bufs[1];
+	runs[2].bufs[1] = runs[2].bufs[0];
+	assert_int_equal(merge_both(&j, 4 << 20, 40000, 1 << 16, NULL), SL_ECORRUPT);
+	runs[2].bufs[1] = t;
+	/* Blocks made by hand: a five-byte value length, first in range (0, an odd but valid
+	 * varint), then past 32 bits (damage); an entry running past the entries. */
+	static const uint8_t hand[][12] = {
+		{ 0, 1, 0x80, 0x80, 0x80, 0x80, 0x00, 0, 'z', 0 },
+		{ 0, 1, 0x80, 0x80, 0x80, 0x80, 0x10, 0, 'z', 0 },
+		{ 0, 1, 0xff, 0xff, 0xff, 0xff, 0x0f, 0, 'z', 0 },
+		{ 0, 6, 0, 0, 'z', 0, 0, 0, 0, 0 },
+	};
+	for (size_t h = 0; h < sizeof(hand) / sizeof(hand[0]); h++) {
+		uint8_t blk[32];
+		memcpy(blk, hand[h], 9);
+		sl__block_put_u32(blk + 9, 0);
+		sl__block_put_u32(blk + 13, 1);
+		sl__block_put_u32(blk + 17, sl__accel_crc32c(cpu, blk, 17));
+		struct sl_accel_buf hb = { blk, 21 };
+		struct sl_accel_run har[6];
+		memcpy(har, ar, sizeof(ar));
+		har[5] = (struct sl_accel_run){ &hb, 1 };
+		struct sl_accel_merge_job hj = j;
+		hj.runs = har;
+		hj.n_runs = 6;
+		struct sl_accel_merge_job r;
+		assert_int_equal(merge_both(&hj, 4 << 20, 40000, 1 << 16, &r),
+				 h == 0 ? 0 : SL_ECORRUPT);
+		if (h)
+			assert_int_equal(r.bad_run, 5);
+	}
+	/* Damage in run 0's last block, past hi: never read. */
+	p = (uint8_t *)runs[0].bufs[runs[0].nblocks - 1].data;
+	p[0] ^= 1;
+	j.hi = runs[0].e[0].key;
+	j.hi_len = runs[0].e[0].klen;
+	assert_int_equal(merge_both(&j, 4 << 20, 40000, 1 << 16, NULL), 0);
+	j.hi_len = 0;
+	struct sl_accel_merge_job r;
+	assert_int_equal(merge_both(&j, 4 << 20, 40000, 1 << 16, &r), SL_ECORRUPT);
+	assert_int_equal(r.bad_run, 0);
+	assert_int_equal(r.bad_block, runs[0].nblocks - 1);
+	p[0] ^= 1;
+	for (int i = 0; i < 5; i++)
+		trun_free(&runs[i]);
+}
+
+/* ---- Through the seam: submitted requests and concurrent calls ----------------------------------
+ */
+
+static void count_done(struct sl_accel_req *req, void *arg)
+{
+	(void)req;
+	(*(int *)arg)++;
+}
+
+/* xrt has no queue of its own: the seam runs a request at submit and completes it at poll. */
+static void test_submit_poll(void **state)
+{
+	(void)state;
+	uint8_t data[5000];
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)rnd();
+	struct sl_accel_buf bufs[3] = { { data, 5000 }, { data + 1, 0 }, { data + 7, 999 } };
+	uint32_t crc[3], want[3];
+	int calls = 0;
+	struct sl_accel_req q = { .op = SL_ACCEL_OP_CRC32C,
+				  .u.crc = { bufs, 3, crc },
+				  .done = count_done,
+				  .arg = &calls };
+	assert_int_equal(sl__accel_submit(xa, &q), 0);
+	assert_int_equal(sl__accel_poll(xa, 1000000000), 1);
+	assert_int_equal(calls, 1);
+	assert_int_equal(q.status, 0);
+	assert_int_equal(sl__accel_crc32c_batch(cpu, bufs, 3, want), 0);
+	assert_memory_equal(crc, want, sizeof(crc));
+}
+
+struct worker {
+	struct sl_accel_merge_job *j;
+	const struct sl_accel_buf *bufs;
+	size_t n;
+	uint32_t *crc;
+	int rc;
+};
+
+static void *worker_main(void *p)
+{
+	struct worker *w = p;
+	for (int i = 0; i < 3 && !w->rc; i++) {
+		w->rc = sl__accel_merge(xa, w->j);
+		if (!w->rc)
+			w->rc = sl__accel_crc32c_batch(xa, w->bufs, w->n, w->crc);
+	}
+	return NULL;
+}
+
+/* Six threads, more than the lanes: each merge and CRC batch as cpu makes it. */
+static void test_threads(void **state)
+{
+	(void)state;
+	enum { T = 6, K = 4 };
+	struct trun runs[T][K];
+	struct sl_accel_run ar[T][K];
+	struct sl_accel_merge_job j[T], want[T];
+	struct tout o[T], wo[T];
+	struct worker w[T];
+	pthread_t th[T];
+	uint32_t crc[T][64], crc_want[T][64];
+	struct sl_accel_buf bufs[T][64];
+	uint8_t *pool = pool_get();
+	memset(runs, 0, sizeof(runs));
+	for (int t = 0; t < T; t++) {
+		size_t un = 400 + rnd() % 800;
+		struct tent *u = universe(&un);
+		for (int r = 0; r < K; r++) {
+			make_run(&runs[t][r], u, un, 2, 0);
+			trun_encode(&runs[t][r], 512, 16);
+		}
+		free(u);
+		memset(&j[t], 0, sizeof(j[t]));
+		job_runs(&j[t], ar[t], runs[t], K);
+		j[t].block_bytes = 1024;
+		want[t] = j[t];
+		tout_alloc(&o[t], &j[t], 1 << 20, 4000, 1 << 14);
+		tout_alloc(&wo[t], &want[t], 1 << 20, 4000, 1 << 14);
+		assert_int_equal(sl__accel_merge(cpu, &want[t]), 0);
+		for (int i = 0; i < 64; i++) {
+			bufs[t][i].len = rnd() % 5000;
+			bufs[t][i].data = pool + rnd() % (POOL_BYTES - 5000);
+		}
+		assert_int_equal(sl__accel_crc32c_batch(cpu, bufs[t], 64, crc_want[t]), 0);
+		w[t] = (struct worker){ &j[t], bufs[t], 64, crc[t], 0 };
+	}
+	for (int t = 0; t < T; t++)
+		assert_int_equal(pthread_create(&th[t], NULL, worker_main, &w[t]), 0);
+	for (int t = 0; t < T; t++) {
+		assert_int_equal(pthread_join(th[t], NULL), 0);
+		assert_int_equal(w[t].rc, 0);
+		assert_int_equal(j[t].out_len, want[t].out_len);
+		assert_memory_equal(j[t].out, want[t].out, want[t].out_len);
+		assert_memory_equal(j[t].blocks, want[t].blocks,
+				    want[t].n_blocks * sizeof(*j[t].blocks));
+		assert_memory_equal(j[t].bloom, want[t].bloom, want[t].bloom_len);
+		assert_memory_equal(crc[t], crc_want[t], sizeof(crc[t]));
+		tout_free(&o[t]);
+		tout_free(&wo[t]);
+		for (int r = 0; r < K; r++)
+			trun_free(&runs[t][r]);
+	}
+}
+
+/* Opens the backend on the shim for the tests after it (they run in this order). */
+static void test_open_shim(void **state)
+{
+	(void)state;
+	char why[256];
+	setenv("SLUICE_XRT_LIB", shim_lib, 1);
+	int r = open_xrt(shim_xclbin, NULL, &xa, why, sizeof(why));
+	if (r)
+		fail_msg("cannot open the xrt backend on the shim: %d (%s)", r, why);
+}
+
+int main(void)
+{
+	const char *q = getenv("SL_TEST_QUICK");
+	quick = q && q[0] && strcmp(q, "0");
+	if (find_file(shim_lib, sizeof(shim_lib), SL_XRT_SHIM_LIB, "lib/libxrt_coreutil.so.2") ||
+	    find_file(shim_xclbin, sizeof(shim_xclbin), SL_XRT_SHIM_XCLBIN,
+		      "tests/sluice-shim.xclbin")) {
+		fprintf(stderr, "xrt: the XRT shim or its xclbin is missing (%s, %s): make tests\n",
+			shim_lib, shim_xclbin);
+		return 1;
+	}
+	if (!sl_test_mkdtemp(tmpdir, sizeof(tmpdir), "xrt") || sl__accel_open("cpu", &cpu) != 0)
+		return 1;
+	printf("xrt: %s\n", xrt_installed() ? "XRT installed here; testing against the shim too"
+					    : "XRT absent, testing against the shim");
+	/* The absent case first, with SLUICE_XRT_LIB unset; from the second test on the shim. */
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_open_absent),
+		cmocka_unit_test(test_open_shim),
+		cmocka_unit_test(test_open_bad_library),
+		cmocka_unit_test(test_open_refusals),
+		cmocka_unit_test(test_info),
+		cmocka_unit_test(test_shim_needs_sync),
+		cmocka_unit_test(test_crc32c_vs_cpu),
+		cmocka_unit_test(test_bloom_build_vs_cpu),
+		cmocka_unit_test(test_bloom_probe_vs_cpu),
+		cmocka_unit_test(test_merge_cases_vs_cpu),
+		cmocka_unit_test(test_merge_random_vs_cpu),
+		cmocka_unit_test(test_merge_corrupt_vs_cpu),
+		cmocka_unit_test(test_submit_poll),
+		cmocka_unit_test(test_threads),
+	};
+	int r = cmocka_run_group_tests_name("xrt", tests, NULL, NULL);
+	sl__accel_close(xa);
+	sl__accel_close(cpu);
+	free(vpool);
+	sl_test_rm_rf(tmpdir);
+	return r;
+}
