@@ -9,7 +9,7 @@ trap 'rm -rf "$tmp"' EXIT
 # Under `make check` the library is instrumented: the gateway links the sanitizers too.
 flags="-std=c11 -Wall -Wextra -Werror -Ihost/include ${SL_SAN_FLAGS:-}"
 check "builds against sluice.h and libsluice.a" \
-	cc $flags -o "$tmp/gw_static" examples/gateway.c "$BUILD/libsluice.a" -lck -lisal -pthread
+	cc $flags -o "$tmp/gw_static" examples/gateway.c "$BUILD/libsluice.a" -lck -lisal -lOpenCL -ldl -lm -pthread
 check "builds against sluice.h and libsluice.so" \
 	cc $flags -o "$tmp/gw_shared" examples/gateway.c -L"$BUILD" -lsluice
 check "sluice.h compiles as C++ too" sh -c "echo '#include \"sluice.h\"' |
