@@ -1,8 +1,9 @@
 #!/bin/sh
 # run.sh - run the benchmarks of the build in $BUILD (make bench sets it): bench_ingest, Sluice
 # against RocksDB on durable ITCH ingest, then bench_store, the storage engine end to end
-# (durable ingest, point lookups, full compaction, recovery) against RocksDB.
-# BENCH_ONLY=ingest or BENCH_ONLY=store runs only that one. Extra options come from $BENCH_ARGS
+# (durable ingest, point lookups, full compaction, recovery) against RocksDB, then bench_accel,
+# the accelerator operations on every backend present (cpu, auto, opencl, sim and its modelled
+# FPGA/GPU times). BENCH_ONLY=ingest, store or accel runs only that one. Extra options come from $BENCH_ARGS
 # for bench_ingest and $BENCH_STORE_ARGS for bench_store (split on blanks), e.g.
 # BENCH_ARGS="--messages 500000 --json" BENCH_STORE_ARGS="--messages 50M". The reports (stdout)
 # are also written to $BUILD/bench/results.txt (bench_ingest) and $BUILD/bench/results-store.txt
@@ -11,9 +12,9 @@ set -eu
 BUILD="${BUILD:-build}"
 only="${BENCH_ONLY:-}"
 case "$only" in
-"" | ingest | store) ;;
+"" | ingest | store | accel) ;;
 *)
-	echo "run.sh: BENCH_ONLY must be ingest or store, not '$only'" >&2
+	echo "run.sh: BENCH_ONLY must be ingest, store or accel, not '$only'" >&2
 	exit 2
 	;;
 esac
@@ -40,14 +41,21 @@ run_bench() {
 }
 
 rc=0
-if [ "$only" != store ]; then
+if [ -z "$only" ] || [ "$only" = ingest ]; then
 	# shellcheck disable=SC2086 # BENCH_ARGS is a list of options
 	run_bench bench_ingest "$BUILD/bench/results.txt" ${BENCH_ARGS:-}
 	rc="$(cat "$status")"
 fi
-if [ "$only" != ingest ]; then
+if [ -z "$only" ] || [ "$only" = store ]; then
 	# shellcheck disable=SC2086 # BENCH_STORE_ARGS is a list of options
 	run_bench bench_store "$BUILD/bench/results-store.txt" ${BENCH_STORE_ARGS:-}
+	r="$(cat "$status")"
+	if [ "$rc" -eq 0 ]; then
+		rc="$r"
+	fi
+fi
+if [ -z "$only" ] || [ "$only" = accel ]; then
+	run_bench bench_accel "$BUILD/bench/results-accel.txt"
 	r="$(cat "$status")"
 	if [ "$rc" -eq 0 ]; then
 		rc="$r"
