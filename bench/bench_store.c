@@ -146,42 +146,8 @@ struct result {
 	uint64_t verify_dropped; /* verified keys a compaction dropped (final orders) */
 };
 
-static char g_root[PATH_MAX];
-
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/* The report: stdout (with --json, only the JSON object goes there). */
-static void say(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-}
-
-/* What is being run, on stderr, so that stdout stays the report alone. */
-static void progress(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-}
-
-static void die(const char *what, const char *why)
-{
-	fprintf(stderr, "bench_store: %s: %s\n", what, why);
-	exit(1);
-}
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
+#define BENCH_NAME "bench_store"
+#include "bench_common.h"
 static uint64_t real_ns(void)
 {
 	struct timespec ts;
@@ -199,14 +165,6 @@ static void sleep_ms(long ms)
 	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000 };
 	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
 		;
-}
-
-static void *xcalloc(size_t n, size_t sz)
-{
-	void *p = calloc(n ? n : 1, sz);
-	if (!p)
-		die("calloc", strerror(ENOMEM));
-	return p;
 }
 
 /* splitmix64: the sampling is a function of --seed alone. */
@@ -284,41 +242,6 @@ static uint64_t snap_written(const struct snap *a, const struct snap *b)
 
 /* ---- Files ---------------------------------------------------------------------------------- */
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	if (remove(path) < 0 && errno != ENOENT)
-		fprintf(stderr, "bench_store: removing %s: %s\n", path, strerror(errno));
-	return 0;
-}
-
-static void rm_tree(const char *path)
-{
-	nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static void remove_root(void)
-{
-	if (g_root[0])
-		rm_tree(g_root);
-	g_root[0] = 0;
-}
-
-static void make_root(const char *dir)
-{
-	if ((size_t)snprintf(g_root, sizeof(g_root), "%s/sluice-bench-XXXXXX", dir) >=
-	    sizeof(g_root) - 64)
-		die(dir, strerror(ENAMETOOLONG));
-	if (!mkdtemp(g_root)) {
-		int e = errno;
-		g_root[0] = 0;
-		die(dir, strerror(e));
-	}
-	atexit(remove_root);
-}
-
 static uint64_t g_du;
 
 static int du_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -366,28 +289,8 @@ static void evict(const char *dir)
 /* The messages back to back in one buffer (64 bytes each at most), with sl_msg views. */
 static void gen_messages(const struct config *c, struct dataset *ds)
 {
-	struct sl_feed_config fc;
-	struct sl_feed *f;
-	sl__feed_config_init(&fc);
-	fc.seed = c->seed;
-	fc.messages = c->messages;
-	int r = sl__feed_new(&fc, &f);
-	if (r < 0)
-		die("feed", sl_strerror(r));
-	size_t used = 0;
 	ds->n = c->messages;
-	ds->bytes = xcalloc((size_t)c->messages, 64);
-	ds->msgs = xcalloc(ds->n, sizeof(*ds->msgs));
-	for (uint64_t i = 0; i < ds->n; i++) {
-		int len = sl__feed_next_msg(f, ds->bytes + used, 64);
-		if (len <= 0)
-			die("feed", len < 0 ? sl_strerror(len) : "ended early");
-		/* rx_ns 0: the library stamps each call with the time it saw it. */
-		ds->msgs[i] = (struct sl_msg){ .data = ds->bytes + used, .len = (uint16_t)len };
-		used += (size_t)len;
-	}
-	ds->raw_bytes = used;
-	sl__feed_free(f);
+	ds->raw_bytes = gen_message_views(c->seed, c->messages, &ds->bytes, &ds->msgs);
 }
 
 /* ---- The model ------------------------------------------------------------------------------ */
@@ -1319,95 +1222,10 @@ static void run_rocksdb(const struct config *c, const struct dataset *ds, const 
 
 /* ---- Machine -------------------------------------------------------------------------------- */
 
-struct machine {
-	long nproc;
-	char cpu[128];
-	char kernel[2 * sizeof(((struct utsname *)0)->release) + 2];
-	char fs[64];
-	char device[256];
-	char mount[256];
-	uint64_t mem_bytes;
-};
-
-static void cpu_model(char *out, size_t cap)
+/* machine_probe, then g_disk: the block device under dir, for the device write counters. */
+static void machine_probe_disk(const char *dir, struct machine *m)
 {
-	FILE *f = fopen("/proc/cpuinfo", "r");
-	char line[512];
-	snprintf(out, cap, "unknown");
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		char *colon = strchr(line, ':');
-		if (!colon || strncmp(line, "model name", 10))
-			continue;
-		colon++;
-		while (isspace((unsigned char)*colon))
-			colon++;
-		colon[strcspn(colon, "\n")] = 0;
-		snprintf(out, cap, "%s", colon);
-		break;
-	}
-	fclose(f);
-}
-
-static const char *fs_magic_name(unsigned long type)
-{
-	static const struct {
-		unsigned long magic;
-		const char *name;
-	} known[] = {
-		{ 0xEF53, "ext2/3/4" },	 { 0x58465342, "xfs" },	      { 0x9123683E, "btrfs" },
-		{ 0x01021994, "tmpfs" }, { 0x794c7630, "overlayfs" }, { 0x2FC12FC1, "zfs" },
-		{ 0xF2F52010, "f2fs" },	 { 0x6969, "nfs" },
-	};
-	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
-		if (known[i].magic == type)
-			return known[i].name;
-	return "unknown";
-}
-
-/* The file system of dir: the longest mount point in /proc/self/mounts that is a prefix of its
- * real path; statfs's magic number when that fails. */
-static void dir_fs(const char *dir, struct machine *m)
-{
-	char real[PATH_MAX], dev[256], mnt[256], type[64];
-	size_t best = 0;
-	struct statfs sf;
-	snprintf(m->fs, sizeof(m->fs), "%s",
-		 statfs(dir, &sf) == 0 ? fs_magic_name((unsigned long)sf.f_type) : "unknown");
-	snprintf(m->device, sizeof(m->device), "?");
-	snprintf(m->mount, sizeof(m->mount), "?");
-	FILE *f = fopen("/proc/self/mounts", "r");
-	if (!realpath(dir, real) || !f) {
-		if (f)
-			fclose(f);
-		return;
-	}
-	while (fscanf(f, "%255s %255s %63s %*[^\n]", dev, mnt, type) == 3) {
-		size_t l = strlen(mnt);
-		int under = !strncmp(real, mnt, l) && (real[l] == '/' || real[l] == 0 || l == 1);
-		if (under && l >= best) {
-			best = l;
-			snprintf(m->fs, sizeof(m->fs), "%s", type);
-			snprintf(m->device, sizeof(m->device), "%s", dev);
-			snprintf(m->mount, sizeof(m->mount), "%s", mnt);
-		}
-	}
-	fclose(f);
-}
-
-static void machine_probe(const char *dir, struct machine *m)
-{
-	struct utsname u;
-	memset(m, 0, sizeof(*m));
-	m->nproc = sysconf(_SC_NPROCESSORS_ONLN);
-	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
-	if (pages > 0 && psz > 0)
-		m->mem_bytes = (uint64_t)pages * (uint64_t)psz;
-	cpu_model(m->cpu, sizeof(m->cpu));
-	if (uname(&u) == 0)
-		snprintf(m->kernel, sizeof(m->kernel), "%s %s", u.sysname, u.release);
-	dir_fs(dir, m);
+	machine_probe(dir, m);
 	char real[PATH_MAX];
 	if (!strncmp(m->device, "/dev/", 5) && realpath(m->device, real)) {
 		const char *b = strrchr(real, '/');
@@ -1567,20 +1385,6 @@ static void print_table(const struct machine *m, const struct config *c, const s
 	    "sync() at each phase boundary): log preallocation, file system\n  journal and any "
 	    "other process writing to that device included.\n",
 	    (double)ds->raw_bytes / 1048576.0, g_disk[0] ? g_disk : "(device not found)");
-}
-
-static void json_str(const char *s)
-{
-	putchar('"');
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			printf("\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			printf("\\u%04x", *s);
-		else
-			putchar(*s);
-	}
-	putchar('"');
 }
 
 static void json_result(const struct result *r, const struct lookups *lk)
@@ -1845,7 +1649,7 @@ int main(int argc, char **argv)
 	struct machine m;
 
 	parse_args(argc, argv, &c);
-	machine_probe(c.dir, &m);
+	machine_probe_disk(c.dir, &m);
 	make_root(c.dir);
 
 	progress("generating %" PRIu64 " messages (seed %" PRIu64 ")...\n", c.messages, c.seed);
