@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "accel.h"
+#include "accel_inputs.h"
 #include "block.h"
 #include "bloom.h"
 #include "sluice.h"
@@ -36,16 +37,6 @@ static uint32_t crc32c_ref(const void *data, size_t n)
 			c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1u)));
 	}
 	return c ^ 0xFFFFFFFFu;
-}
-
-static uint64_t rng_state = 0x5eed;
-
-static uint64_t rnd(void)
-{
-	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
 }
 
 static struct sl_accel *open_cpu(void)
@@ -188,106 +179,6 @@ static void test_accel_close_null(void **state)
 }
 
 /* ---- The merge job ------------------------------------------------------------------------ */
-
-/* Values point into one pool of random bytes, large enough for SL_SST_MAX_VALUE-sized ones. */
-#define POOL_BYTES (3u << 20)
-static uint8_t *vpool;
-
-static uint8_t *pool_get(void)
-{
-	if (!vpool) {
-		vpool = malloc(POOL_BYTES);
-		assert_non_null(vpool);
-		for (size_t i = 0; i < POOL_BYTES; i++)
-			vpool[i] = (uint8_t)rnd();
-	}
-	return vpool;
-}
-
-struct tent {
-	uint8_t key[SL_ACCEL_MAX_KEY];
-	uint8_t klen;
-	uint8_t flags;
-	uint32_t vlen;
-	const uint8_t *val;
-	uint32_t run;
-};
-
-static int key_ref_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
-{
-	int c = memcmp(a, b, alen < blen ? alen : blen);
-	return c ? (c < 0 ? -1 : 1) : (alen > blen) - (alen < blen);
-}
-
-static int tent_cmp(const void *pa, const void *pb)
-{
-	const struct tent *a = pa, *b = pb;
-	int c = key_ref_cmp(a->key, a->klen, b->key, b->klen);
-	return c ? c : (a->run > b->run) - (a->run < b->run);
-}
-
-/* One input run: its entries (sorted, distinct) and their blocks, each block in its own heap
- * allocation of exactly its size, at an odd offset, so ASan sees a read past any block. */
-struct trun {
-	struct tent *e;
-	size_t n;
-	struct sl_accel_buf *bufs;
-	uint8_t **mem;
-	size_t nblocks;
-};
-
-static void trun_seal(struct trun *r, struct sl_block_enc *enc, struct sl_accel *a)
-{
-	size_t body = sl__block_enc_finish(enc), len = body + 4;
-	sl__block_put_u32(enc->buf + body, sl__accel_crc32c(a, enc->buf, body));
-	size_t skew = 1 + rnd() % 7;
-	uint8_t *m = malloc(len + skew);
-	assert_non_null(m);
-	memcpy(m + skew, enc->buf, len);
-	r->mem[r->nblocks] = m;
-	r->bufs[r->nblocks].data = m + skew;
-	r->bufs[r->nblocks].len = len;
-	r->nblocks++;
-	sl__block_enc_reset(enc);
-}
-
-/* Encode r->e[0..n) with the codec into blocks of block_bytes (CRCs by the accelerator). */
-static void trun_encode(struct trun *r, struct sl_accel *a, uint32_t block_bytes, uint32_t interval)
-{
-	size_t cap = 64;
-	for (size_t i = 0; i < r->n; i++)
-		cap = r->e[i].vlen + 256 > cap ? r->e[i].vlen + 256 : cap;
-	cap += block_bytes + 256;
-	uint8_t *buf = malloc(cap);
-	uint32_t *rs = malloc((r->n + 1) * sizeof(*rs));
-	r->bufs = calloc(r->n + 1, sizeof(*r->bufs));
-	r->mem = calloc(r->n + 1, sizeof(*r->mem));
-	assert_true(buf && rs && r->bufs && r->mem);
-	r->nblocks = 0;
-	struct sl_block_enc enc;
-	sl__block_enc_init(&enc, block_bytes, interval, buf, cap, rs, r->n + 1);
-	for (size_t i = 0; i < r->n; i++) {
-		const struct tent *t = &r->e[i];
-		if (sl__block_enc_full(&enc, t->klen, t->vlen))
-			trun_seal(r, &enc, a);
-		assert_int_equal(
-			sl__block_enc_add(&enc, t->key, t->klen, t->val, t->vlen, t->flags), 0);
-	}
-	if (enc.entries)
-		trun_seal(r, &enc, a);
-	free(buf);
-	free(rs);
-}
-
-static void trun_free(struct trun *r)
-{
-	for (size_t i = 0; i < r->nblocks; i++)
-		free(r->mem[i]);
-	free(r->mem);
-	free(r->bufs);
-	free(r->e);
-	memset(r, 0, sizeof(*r));
-}
 
 /* What the merge must produce, computed the plain way: all entries, sorted by key and then
  * run, the first of each key kept, tombstones dropped when asked, only keys in (lo, hi]. */
@@ -462,17 +353,6 @@ static void tout_free(struct tout *o)
 	free(o->bloom);
 }
 
-static void job_runs(struct sl_accel_merge_job *j, struct sl_accel_run *ar, struct trun *runs,
-		     size_t k)
-{
-	for (size_t r = 0; r < k; r++) {
-		ar[r].blocks = runs[r].bufs;
-		ar[r].n_blocks = runs[r].nblocks;
-	}
-	j->runs = ar;
-	j->n_runs = k;
-}
-
 /* Submit with the buffers as they are; on -ENOSPC the needs must be exact: buffers one short
  * of any need fail again with the same needs, buffers of exactly the needs succeed. */
 static int submit_grow(struct sl_accel *a, struct sl_accel_merge_job *j, struct tout *o)
@@ -506,75 +386,6 @@ static int submit_grow(struct sl_accel *a, struct sl_accel_merge_job *j, struct 
 		assert_int_equal(j->bloom_len, nf);
 	}
 	return r;
-}
-
-/* A universe of n sorted distinct keys of 1..64 bytes that share prefixes. */
-static struct tent *universe(size_t *n)
-{
-	struct tent *u = calloc(*n + 1, sizeof(*u));
-	assert_non_null(u);
-	for (size_t i = 0; i < *n; i++) {
-		size_t kl = rnd() % 4 ? 1 + rnd() % 24 : 1 + rnd() % SL_ACCEL_MAX_KEY;
-		for (size_t b = 0; b < kl; b++)
-			u[i].key[b] = b < 3 ? (uint8_t)('a' + rnd() % 3) : (uint8_t)rnd();
-		u[i].klen = (uint8_t)kl;
-	}
-	qsort(u, *n, sizeof(*u), tent_cmp);
-	size_t m = 0;
-	for (size_t i = 0; i < *n; i++)
-		if (!m || key_ref_cmp(u[m - 1].key, u[m - 1].klen, u[i].key, u[i].klen))
-			u[m++] = u[i];
-	*n = m;
-	return u;
-}
-
-/* A run: each universe key with probability 1/every, a random value (now and then a big one)
- * and now and then a tombstone. */
-static void make_run(struct trun *r, const struct tent *u, size_t un, unsigned every, int big)
-{
-	uint8_t *pool = pool_get();
-	int bigs = 0;
-	r->e = calloc(un + 1, sizeof(*r->e));
-	assert_non_null(r->e);
-	r->n = 0;
-	for (size_t i = 0; i < un; i++) {
-		if (rnd() % every)
-			continue;
-		struct tent *t = &r->e[r->n++];
-		*t = u[i];
-		uint32_t v = rnd() % 16 ? (uint32_t)(rnd() % 60) : (uint32_t)(rnd() % 3000);
-		/* Big values: at most two a run, or the outputs outgrow what a test should hold. */
-		if (big && bigs < 2 && rnd() % 200 == 0) {
-			v = bigs++ ? (uint32_t)(rnd() % (1u << 20)) : (1u << 20);
-		}
-		t->vlen = v;
-		t->val = pool + rnd() % (POOL_BYTES - v + 1);
-		t->flags = rnd() % 6 == 0 ? SL_ACCEL_TOMBSTONE : (uint8_t)(rnd() % 2 ? 0 : 0x80);
-		if (t->flags & SL_ACCEL_TOMBSTONE && rnd() % 2)
-			t->vlen = 0;
-	}
-}
-
-static const uint32_t block_sizes[] = { 64, 100, 256, 1024, 4096, 65536 };
-#define N_BLOCK_SIZES (sizeof(block_sizes) / sizeof(block_sizes[0]))
-
-/* A bound: a universe key, a key between, or a random one. */
-static void pick_bound(const struct tent *u, size_t un, uint8_t *k, size_t *klen)
-{
-	const struct tent *t = &u[rnd() % un];
-	memcpy(k, t->key, t->klen);
-	*klen = t->klen;
-	switch (rnd() % 3) {
-	case 0:
-		break;
-	case 1: /* just above t */
-		if (*klen < SL_ACCEL_MAX_KEY)
-			k[(*klen)++] = 0;
-		break;
-	default: /* a prefix of t: below it */
-		*klen = 1 + rnd() % t->klen;
-		break;
-	}
 }
 
 static void merge_random_round(struct sl_accel *a, int round)
@@ -1147,6 +958,7 @@ static void test_merge_einval(void **state)
 
 int main(void)
 {
+	rng_state = 0x5eed;
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_crc32c_known_vectors),
 		cmocka_unit_test(test_crc32c_batch_matches_reference),
@@ -1165,6 +977,6 @@ int main(void)
 		cmocka_unit_test(test_merge_einval),
 	};
 	int r = cmocka_run_group_tests_name("accel", tests, NULL, NULL);
-	free(vpool);
+	pool_free();
 	return r;
 }

@@ -27,6 +27,7 @@
 #include <cmocka.h>
 
 #include "accel.h"
+#include "accel_inputs.h"
 #include "block.h"
 #include "bloom.h"
 #include "sluice.h"
@@ -54,16 +55,6 @@ static struct {
 	double s;
 	int device;
 } cold;
-
-static uint64_t rng_state = 0x0c1e;
-
-static uint64_t rnd(void)
-{
-	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
 
 static double now_s(void)
 {
@@ -326,157 +317,6 @@ static void test_bloom_probe_vs_cpu(void **state)
 /* ---- Merge inputs (as in test_accel.c: random runs encoded by the codec) -----------------------
  */
 
-#define POOL_BYTES (3u << 20)
-static uint8_t *vpool;
-
-static uint8_t *pool_get(void)
-{
-	if (!vpool) {
-		vpool = malloc(POOL_BYTES);
-		assert_non_null(vpool);
-		for (size_t i = 0; i < POOL_BYTES; i++)
-			vpool[i] = (uint8_t)rnd();
-	}
-	return vpool;
-}
-
-struct tent {
-	uint8_t key[SL_ACCEL_MAX_KEY];
-	uint8_t klen;
-	uint8_t flags;
-	uint32_t vlen;
-	const uint8_t *val;
-};
-
-static int key_ref_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
-{
-	int c = memcmp(a, b, alen < blen ? alen : blen);
-	return c ? (c < 0 ? -1 : 1) : (alen > blen) - (alen < blen);
-}
-
-static int tent_cmp(const void *pa, const void *pb)
-{
-	const struct tent *a = pa, *b = pb;
-	return key_ref_cmp(a->key, a->klen, b->key, b->klen);
-}
-
-/* A run's entries and its blocks, each block in its own allocation at an odd offset. */
-struct trun {
-	struct tent *e;
-	size_t n;
-	struct sl_accel_buf *bufs;
-	uint8_t **mem;
-	size_t nblocks;
-};
-
-static void trun_seal(struct trun *r, struct sl_block_enc *enc)
-{
-	size_t body = sl__block_enc_finish(enc), len = body + 4;
-	sl__block_put_u32(enc->buf + body, sl__accel_crc32c(cpu, enc->buf, body));
-	size_t skew = 1 + rnd() % 7;
-	uint8_t *m = malloc(len + skew);
-	assert_non_null(m);
-	memcpy(m + skew, enc->buf, len);
-	r->mem[r->nblocks] = m;
-	r->bufs[r->nblocks].data = m + skew;
-	r->bufs[r->nblocks].len = len;
-	r->nblocks++;
-	sl__block_enc_reset(enc);
-}
-
-static void trun_encode(struct trun *r, uint32_t block_bytes, uint32_t interval)
-{
-	size_t cap = 64;
-	for (size_t i = 0; i < r->n; i++)
-		cap = r->e[i].vlen + 256 > cap ? r->e[i].vlen + 256 : cap;
-	cap += block_bytes + 256;
-	uint8_t *buf = malloc(cap);
-	uint32_t *rs = malloc((r->n + 1) * sizeof(*rs));
-	r->bufs = calloc(r->n + 1, sizeof(*r->bufs));
-	r->mem = calloc(r->n + 1, sizeof(*r->mem));
-	assert_true(buf && rs && r->bufs && r->mem);
-	r->nblocks = 0;
-	struct sl_block_enc enc;
-	sl__block_enc_init(&enc, block_bytes, interval, buf, cap, rs, r->n + 1);
-	for (size_t i = 0; i < r->n; i++) {
-		const struct tent *t = &r->e[i];
-		if (sl__block_enc_full(&enc, t->klen, t->vlen))
-			trun_seal(r, &enc);
-		assert_int_equal(
-			sl__block_enc_add(&enc, t->key, t->klen, t->val, t->vlen, t->flags), 0);
-	}
-	if (enc.entries)
-		trun_seal(r, &enc);
-	free(buf);
-	free(rs);
-}
-
-static void trun_free(struct trun *r)
-{
-	for (size_t i = 0; i < r->nblocks; i++)
-		free(r->mem[i]);
-	free(r->mem);
-	free(r->bufs);
-	free(r->e);
-	memset(r, 0, sizeof(*r));
-}
-
-/* n sorted distinct keys of 1..64 bytes sharing prefixes. */
-static struct tent *universe(size_t *n)
-{
-	struct tent *u = calloc(*n + 1, sizeof(*u));
-	assert_non_null(u);
-	for (size_t i = 0; i < *n; i++) {
-		size_t kl = rnd() % 4 ? 1 + rnd() % 24 : 1 + rnd() % SL_ACCEL_MAX_KEY;
-		for (size_t b = 0; b < kl; b++)
-			u[i].key[b] = b < 3 ? (uint8_t)('a' + rnd() % 3) : (uint8_t)rnd();
-		u[i].klen = (uint8_t)kl;
-	}
-	qsort(u, *n, sizeof(*u), tent_cmp);
-	size_t m = 0;
-	for (size_t i = 0; i < *n; i++)
-		if (!m || key_ref_cmp(u[m - 1].key, u[m - 1].klen, u[i].key, u[i].klen))
-			u[m++] = u[i];
-	*n = m;
-	return u;
-}
-
-/* Each universe key with probability 1/every: random values (now and then a big one, with
- * big), now and then a tombstone. */
-static void make_run(struct trun *r, const struct tent *u, size_t un, unsigned every, int big)
-{
-	uint8_t *pool = pool_get();
-	int bigs = 0;
-	r->e = calloc(un + 1, sizeof(*r->e));
-	assert_non_null(r->e);
-	r->n = 0;
-	for (size_t i = 0; i < un; i++) {
-		if (rnd() % every)
-			continue;
-		struct tent *t = &r->e[r->n++];
-		*t = u[i];
-		uint32_t v = rnd() % 16 ? (uint32_t)(rnd() % 60) : (uint32_t)(rnd() % 3000);
-		if (big && bigs < 2 && rnd() % 200 == 0)
-			v = bigs++ ? (uint32_t)(rnd() % (1u << 20)) : (1u << 20);
-		t->vlen = v;
-		t->val = pool + rnd() % (POOL_BYTES - v + 1);
-		t->flags = rnd() % 6 == 0 ? SL_ACCEL_TOMBSTONE : (uint8_t)(rnd() % 2 ? 0 : 0x80);
-		if (t->flags & SL_ACCEL_TOMBSTONE && rnd() % 2)
-			t->vlen = 0;
-	}
-}
-
-static void job_runs(struct sl_accel_merge_job *j, struct sl_accel_run *ar, struct trun *runs,
-		     size_t k)
-{
-	for (size_t r = 0; r < k; r++) {
-		ar[r].blocks = runs[r].bufs;
-		ar[r].n_blocks = runs[r].nblocks;
-	}
-	j->runs = ar;
-	j->n_runs = k;
-}
-
 /* ---- The merge job, opencl and cpu side by side ------------------------------------------------
  */
 
@@ -582,27 +422,6 @@ static void merge_both_grow(const struct sl_accel_merge_job *job, size_t out, si
 	assert_int_equal(merge_both(job, need[0], need[1], need[2], NULL), 0);
 }
 
-static const uint32_t block_sizes[] = { 64, 100, 256, 1024, 4096, 65536 };
-#define N_BLOCK_SIZES (sizeof(block_sizes) / sizeof(block_sizes[0]))
-
-static void pick_bound(const struct tent *u, size_t un, uint8_t *k, size_t *klen)
-{
-	const struct tent *t = &u[rnd() % un];
-	memcpy(k, t->key, t->klen);
-	*klen = t->klen;
-	switch (rnd() % 3) {
-	case 0:
-		break;
-	case 1:
-		if (*klen < SL_ACCEL_MAX_KEY)
-			k[(*klen)++] = 0;
-		break;
-	default:
-		*klen = 1 + rnd() % t->klen;
-		break;
-	}
-}
-
 static void merge_random_round(int round)
 {
 	size_t k = 1 + rnd() % 20, un = 20 + rnd() % 1200;
@@ -613,7 +432,7 @@ static void merge_random_round(int round)
 	unsigned every = 1 + (unsigned)(rnd() % 6);
 	for (size_t r = 0; r < k; r++) {
 		make_run(&runs[r], u, un, rnd() % 8 == 0 ? 100000 : every, round % 6 == 0);
-		trun_encode(&runs[r], block_sizes[rnd() % N_BLOCK_SIZES],
+		trun_encode(&runs[r], cpu, block_sizes[rnd() % N_BLOCK_SIZES],
 			    1 + (uint32_t)(rnd() % 20));
 	}
 	struct sl_accel_merge_job j;
@@ -676,7 +495,7 @@ static void test_merge_cases_vs_cpu(void **state)
 	for (int r = 0; r < 5; r++) {
 		/* Runs 0 and 3 empty, the rest dense: many duplicate keys. */
 		make_run(&runs[r], u, un, r == 0 || r == 3 ? 1000000 : 1, 0);
-		trun_encode(&runs[r], 256, 4);
+		trun_encode(&runs[r], cpu, 256, 4);
 	}
 	job_runs(&j, ar, runs, 5);
 	for (int drop = 0; drop < 2; drop++) {
@@ -696,7 +515,7 @@ static void test_merge_cases_vs_cpu(void **state)
 	/* 256 runs, most of them empty. */
 	for (int r = 5; r < SL_ACCEL_MAX_RUNS; r++) {
 		make_run(&runs[r], u, un, r % 50 ? 1000000 : 3, 0);
-		trun_encode(&runs[r], 4096, 16);
+		trun_encode(&runs[r], cpu, 4096, 16);
 	}
 	job_runs(&j, ar, runs, SL_ACCEL_MAX_RUNS);
 	merge_both_grow(&j, 1 << 20, 10000, 1 << 12);
@@ -717,7 +536,7 @@ static void test_merge_cases_vs_cpu(void **state)
 			t->vlen = i % 2 ? (1u << 20) : (uint32_t)i;
 			t->val = pool + (size_t)r * 1000 + (size_t)i;
 		}
-		trun_encode(&runs[r], 64, 1);
+		trun_encode(&runs[r], cpu, 64, 1);
 	}
 	memset(&j, 0, sizeof(j));
 	job_runs(&j, ar, runs, 3);
@@ -736,7 +555,7 @@ static void test_merge_cases_vs_cpu(void **state)
 		sl__block_put_u32(t->key + 60, __builtin_bswap32((uint32_t)i));
 		t->val = pool;
 	}
-	trun_encode(&runs[0], 65536, 1000);
+	trun_encode(&runs[0], cpu, 65536, 1000);
 	memset(&j, 0, sizeof(j));
 	job_runs(&j, ar, runs, 1);
 	j.restart_interval = 1;
@@ -800,7 +619,7 @@ static void corrupt_setup(struct trun *runs, struct sl_accel_run *ar, struct sl_
 	struct tent *u = universe(&un);
 	for (int r = 0; r < 5; r++) {
 		make_run(&runs[r], u, un, 2, 0);
-		trun_encode(&runs[r], 256, 4);
+		trun_encode(&runs[r], cpu, 256, 4);
 		assert_true(runs[r].nblocks >= 4);
 	}
 	free(u);
@@ -944,7 +763,7 @@ static void test_submit_poll(void **state)
 		struct tent *u = universe(&un);
 		for (int r = 0; r < 3; r++) {
 			make_run(&runs[i][r], u, un, 2, 0);
-			trun_encode(&runs[i][r], 512, 16);
+			trun_encode(&runs[i][r], cpu, 512, 16);
 		}
 		free(u);
 		memset(&j[i], 0, sizeof(j[i]));
@@ -1089,7 +908,7 @@ static void test_threads(void **state)
 		struct tent *u = universe(&un);
 		for (int r = 0; r < K; r++) {
 			make_run(&runs[t][r], u, un, 2, 0);
-			trun_encode(&runs[t][r], 512, 16);
+			trun_encode(&runs[t][r], cpu, 512, 16);
 		}
 		free(u);
 		memset(&j[t], 0, sizeof(j[t]));
@@ -1251,6 +1070,7 @@ static void test_cache_and_binary(void **state)
 
 int main(void)
 {
+	rng_state = 0x0c1e;
 	/* PoCL keeps its own compiled kernels; pointed at a fresh directory, "from source" means
 	 * compiled, so the cache comparison is honest. Removed at the end. */
 	if (!getenv("POCL_CACHE_DIR") && sl_test_mkdtemp(pocl_dir, sizeof(pocl_dir), "ocl_pocl"))
@@ -1292,7 +1112,7 @@ int main(void)
 		sl__accel_close(ocl);
 	}
 	sl__accel_close(cpu);
-	free(vpool);
+	pool_free();
 	if (pocl_dir[0])
 		sl_test_rm_rf(pocl_dir);
 	return r;

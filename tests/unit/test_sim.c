@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "accel.h"
+#include "accel_inputs.h"
 #include "block.h"
 #include "bloom.h"
 #include "fw.h"
@@ -30,28 +31,6 @@
 
 static const char *const profiles[] = { "fpga", "gpu" };
 #define NPROFILES 2
-
-static uint64_t rng_state = 0x51a7e;
-
-static uint64_t rnd(void)
-{
-	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-/* n random bytes, eight at a time. */
-static void fill_rnd(void *p, size_t n)
-{
-	uint8_t *b = p;
-	for (; n >= 8; b += 8, n -= 8) {
-		uint64_t v = rnd();
-		memcpy(b, &v, 8);
-	}
-	for (; n; n--)
-		*b++ = (uint8_t)rnd();
-}
 
 static struct sl_accel *open_backend(const char *mode, const char *profile)
 {
@@ -350,161 +329,6 @@ static void test_bloom_probe_matches_cpu(void **state)
 
 /* ---- Merge inputs (built as tests/unit/test_accel.c builds them) ---------------------------- */
 
-#define POOL_BYTES (3u << 20)
-static uint8_t *vpool;
-
-static uint8_t *pool_get(void)
-{
-	if (!vpool) {
-		vpool = malloc(POOL_BYTES);
-		assert_non_null(vpool);
-		fill_rnd(vpool, POOL_BYTES);
-	}
-	return vpool;
-}
-
-struct tent {
-	uint8_t key[SL_ACCEL_MAX_KEY];
-	uint8_t klen;
-	uint8_t flags;
-	uint32_t vlen;
-	const uint8_t *val;
-};
-
-static int key_ref_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
-{
-	int c = memcmp(a, b, alen < blen ? alen : blen);
-	return c ? (c < 0 ? -1 : 1) : (alen > blen) - (alen < blen);
-}
-
-static int tent_cmp(const void *pa, const void *pb)
-{
-	const struct tent *a = pa, *b = pb;
-	return key_ref_cmp(a->key, a->klen, b->key, b->klen);
-}
-
-/* A run: sorted distinct entries and their blocks, each in its own heap allocation at an odd
- * offset (ASan sees any read past a block). */
-struct trun {
-	struct tent *e;
-	size_t n;
-	struct sl_accel_buf *bufs;
-	uint8_t **mem;
-	size_t nblocks;
-};
-
-static void trun_seal(struct trun *r, struct sl_block_enc *enc, struct sl_accel *cpu)
-{
-	size_t body = sl__block_enc_finish(enc), len = body + 4;
-	sl__block_put_u32(enc->buf + body, sl__accel_crc32c(cpu, enc->buf, body));
-	size_t skew = 1 + rnd() % 7;
-	uint8_t *m = malloc(len + skew);
-	assert_non_null(m);
-	memcpy(m + skew, enc->buf, len);
-	r->mem[r->nblocks] = m;
-	r->bufs[r->nblocks] = (struct sl_accel_buf){ m + skew, len };
-	r->nblocks++;
-	sl__block_enc_reset(enc);
-}
-
-static void trun_encode(struct trun *r, struct sl_accel *cpu, uint32_t block_bytes,
-			uint32_t interval)
-{
-	size_t cap = 64;
-	for (size_t i = 0; i < r->n; i++)
-		cap = r->e[i].vlen + 256 > cap ? r->e[i].vlen + 256 : cap;
-	cap += block_bytes + 256;
-	uint8_t *buf = malloc(cap);
-	uint32_t *rs = malloc((r->n + 1) * sizeof(*rs));
-	r->bufs = calloc(r->n + 1, sizeof(*r->bufs));
-	r->mem = calloc(r->n + 1, sizeof(*r->mem));
-	assert_true(buf && rs && r->bufs && r->mem);
-	r->nblocks = 0;
-	struct sl_block_enc enc;
-	sl__block_enc_init(&enc, block_bytes, interval, buf, cap, rs, r->n + 1);
-	for (size_t i = 0; i < r->n; i++) {
-		const struct tent *t = &r->e[i];
-		if (sl__block_enc_full(&enc, t->klen, t->vlen))
-			trun_seal(r, &enc, cpu);
-		assert_int_equal(
-			sl__block_enc_add(&enc, t->key, t->klen, t->val, t->vlen, t->flags), 0);
-	}
-	if (enc.entries)
-		trun_seal(r, &enc, cpu);
-	free(buf);
-	free(rs);
-}
-
-static void trun_free(struct trun *r)
-{
-	for (size_t i = 0; i < r->nblocks; i++)
-		free(r->mem[i]);
-	free(r->mem);
-	free(r->bufs);
-	free(r->e);
-	memset(r, 0, sizeof(*r));
-}
-
-static void truns_free(struct trun *runs, size_t k)
-{
-	for (size_t r = 0; r < k; r++)
-		trun_free(&runs[r]);
-}
-
-/* n sorted distinct keys of 1..64 bytes sharing prefixes. */
-static struct tent *universe(size_t *n)
-{
-	struct tent *u = calloc(*n + 1, sizeof(*u));
-	assert_non_null(u);
-	for (size_t i = 0; i < *n; i++) {
-		size_t kl = rnd() % 4 ? 1 + rnd() % 24 : 1 + rnd() % SL_ACCEL_MAX_KEY;
-		for (size_t b = 0; b < kl; b++)
-			u[i].key[b] = b < 3 ? (uint8_t)('a' + rnd() % 3) : (uint8_t)rnd();
-		u[i].klen = (uint8_t)kl;
-	}
-	qsort(u, *n, sizeof(*u), tent_cmp);
-	size_t m = 0;
-	for (size_t i = 0; i < *n; i++)
-		if (!m || key_ref_cmp(u[m - 1].key, u[m - 1].klen, u[i].key, u[i].klen))
-			u[m++] = u[i];
-	*n = m;
-	return u;
-}
-
-/* Each universe key with probability 1/every, random values (now and then a big one),
- * tombstones now and then. */
-static void make_run(struct trun *r, const struct tent *u, size_t un, unsigned every, int big)
-{
-	uint8_t *pool = pool_get();
-	int bigs = 0;
-	r->e = calloc(un + 1, sizeof(*r->e));
-	assert_non_null(r->e);
-	r->n = 0;
-	for (size_t i = 0; i < un; i++) {
-		if (rnd() % every)
-			continue;
-		struct tent *t = &r->e[r->n++];
-		*t = u[i];
-		uint32_t v = rnd() % 16 ? (uint32_t)(rnd() % 60) : (uint32_t)(rnd() % 3000);
-		if (big && bigs < 2 && rnd() % 200 == 0)
-			v = bigs++ ? (uint32_t)(rnd() % (1u << 20)) : (1u << 20);
-		t->vlen = v;
-		t->val = pool + rnd() % (POOL_BYTES - v + 1);
-		t->flags = rnd() % 6 == 0 ? SL_ACCEL_TOMBSTONE : (uint8_t)(rnd() % 2 ? 0 : 0x80);
-		if (t->flags & SL_ACCEL_TOMBSTONE && rnd() % 2)
-			t->vlen = 0;
-	}
-}
-
-static void job_runs(struct sl_accel_merge_job *j, struct sl_accel_run *ar, struct trun *runs,
-		     size_t k)
-{
-	for (size_t r = 0; r < k; r++)
-		ar[r] = (struct sl_accel_run){ runs[r].bufs, runs[r].nblocks };
-	j->runs = ar;
-	j->n_runs = k;
-}
-
 /* ---- The merge against the cpu backend ------------------------------------------------------- */
 
 /* Output buffers of exactly the given sizes, filled alike for both backends. */
@@ -641,10 +465,7 @@ static int merge_roomy(struct sl_accel *cpu, struct sl_accel *sim,
 	return merge_both(cpu, sim, j, 1 << 20, 10000, 1 << 14, NULL);
 }
 
-static const uint32_t block_sizes[] = { 64, 100, 256, 1024, 4096, 65536 };
-#define N_BLOCK_SIZES (sizeof(block_sizes) / sizeof(block_sizes[0]))
-
-static void pick_bound(const struct tent *u, size_t un, uint8_t *k, size_t *klen)
+static void pick_bound_wide(const struct tent *u, size_t un, uint8_t *k, size_t *klen)
 {
 	const struct tent *t = &u[rnd() % un];
 	memcpy(k, t->key, t->klen);
@@ -689,11 +510,11 @@ static void merge_random_round(struct sl_accel *cpu, struct sl_accel *sim, int r
 	j.flags = rnd() % 2 ? SL_ACCEL_MERGE_DROP_TOMBSTONES : 0;
 	uint8_t lo[2 * SL_ACCEL_MAX_KEY], hi[2 * SL_ACCEL_MAX_KEY];
 	if (rnd() % 3 == 0) {
-		pick_bound(u, un, lo, &j.lo_len);
+		pick_bound_wide(u, un, lo, &j.lo_len);
 		j.lo = lo;
 	}
 	if (rnd() % 3 == 0) {
-		pick_bound(u, un, hi, &j.hi_len);
+		pick_bound_wide(u, un, hi, &j.hi_len);
 		j.hi = hi;
 	}
 	switch (rnd() % 3) {
@@ -1952,6 +1773,8 @@ static void test_model_device_ns(void **state)
 
 int main(void)
 {
+	rng_state = 0x51a7e;
+	pool_words = 1;
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sim_open_profiles),
 		cmocka_unit_test(test_crc32c_matches_cpu),
@@ -1976,6 +1799,6 @@ int main(void)
 		cmocka_unit_test(test_model_device_ns),
 	};
 	int r = cmocka_run_group_tests_name("sim", tests, NULL, NULL);
-	free(vpool);
+	pool_free();
 	return r;
 }
