@@ -15,7 +15,7 @@
 #define BLOOM_FIN_M2  0x94d049bb133111ebUL
 #define BLOOM_PROBE_M 0x9e3779b9u
 
-static ulong bloom_mix_word(ulong w)
+static inline ulong bloom_mix_word(ulong w)
 {
 	w ^= w >> 33;
 	w *= BLOOM_WORD_M1;
@@ -26,7 +26,7 @@ static ulong bloom_mix_word(ulong w)
 }
 
 /* sl__bloom_hash of a key in private memory (len 1..64). */
-static ulong bloom_hash(const uchar *key, uint len)
+static inline ulong bloom_hash(const uchar *key, uint len)
 {
 	ulong h = BLOOM_SEED ^ ((ulong)len * BLOOM_LEN_M);
 	uint off = 0;
@@ -45,12 +45,12 @@ static ulong bloom_hash(const uchar *key, uint len)
 }
 
 /* The index of hash's block in a filter of nblocks (<= 2^32) blocks. */
-static ulong bloom_block(ulong hash, ulong nblocks)
+static inline ulong bloom_block(ulong hash, ulong nblocks)
 {
 	return ((hash >> 32) * nblocks) >> 32;
 }
 
-static uint bloom_next_bit(uint *x)
+static inline uint bloom_next_bit(uint *x)
 {
 	*x *= BLOOM_PROBE_M;
 	*x ^= *x >> 16;
@@ -58,7 +58,7 @@ static uint bloom_next_bit(uint *x)
 }
 
 /* Set hash's k bits in the filter (its 32-bit words). */
-static void bloom_set(__global uint *filter, ulong nblocks, ulong hash, uint k)
+static inline void bloom_set(__global uint *filter, ulong nblocks, ulong hash, uint k)
 {
 	__global uint *blk = filter + bloom_block(hash, nblocks) * 16;
 	uint x = (uint)hash;

@@ -387,7 +387,7 @@ __constant uint crc_x2n[67] = {
 
 /* The register after len bytes at p, from crc (no initial or final inversion): eight bytes a
  * step through the sliced tables, read a byte at a time (chunks start anywhere). */
-static uint crc_update(uint crc, __global const uchar *p, ulong len)
+static inline uint crc_update(uint crc, __global const uchar *p, ulong len)
 {
 	while (len >= 8) {
 		uint lo = crc ^ ((uint)p[0] | (uint)p[1] << 8 | (uint)p[2] << 16 | (uint)p[3] << 24);
@@ -404,7 +404,7 @@ static uint crc_update(uint crc, __global const uchar *p, ulong len)
 }
 
 /* a * b mod P, bit 31 being x^0 (a nonzero). */
-static uint crc_multmodp(uint a, uint b)
+static inline uint crc_multmodp(uint a, uint b)
 {
 	uint m = 1u << 31, p = 0;
 	for (;;) {
@@ -420,7 +420,7 @@ static uint crc_multmodp(uint a, uint b)
 }
 
 /* The register crc followed by n zero bytes: crc * x^(8n) mod P. */
-static uint crc_shift(uint crc, ulong n)
+static inline uint crc_shift(uint crc, ulong n)
 {
 	for (uint k = 3; n; n >>= 1, k++)
 		if (n & 1)

@@ -228,8 +228,10 @@ static int enumerate(struct cand *c, size_t cap, size_t *n, char *why, size_t wh
 	cl_int e = clGetPlatformIDs(MAX_PLATFORMS, plats, &np);
 	*n = 0;
 	if (e != CL_SUCCESS || np == 0) {
-		say(why, why_cap, "no OpenCL platform (the ICD loader found none%s)",
-		    e == PLATFORM_NOT_FOUND_KHR || e == CL_SUCCESS ? "" : ": error");
+		if (e == CL_SUCCESS || e == PLATFORM_NOT_FOUND_KHR)
+			say(why, why_cap, "no OpenCL platform (the ICD loader found none)");
+		else
+			say(why, why_cap, "no OpenCL platform (clGetPlatformIDs: error %d)", e);
 		return -ENODEV;
 	}
 	for (cl_uint p = 0; p < np && p < MAX_PLATFORMS; p++) {
@@ -259,7 +261,8 @@ static int enumerate(struct cand *c, size_t cap, size_t *n, char *why, size_t wh
 	return 0;
 }
 
-/* "0:0 NAME (CPU), ..." of the devices whose type is (or, all: any) GPU/accelerator-ness. */
+/* "0:0 NAME (CPU), ..." of every device, or (cpus_only) of those that are neither GPUs nor
+ * accelerators. */
 static void list_devices(const struct cand *c, size_t n, int cpus_only, char *buf, size_t cap)
 {
 	size_t len = 0;
@@ -583,16 +586,16 @@ static int get_program(struct ocl *d, const struct sl_accel_config *cfg, char *n
 	}
 	if ((r = build(d, NULL, 0, why, why_cap)) < 0)
 		return r;
-	if (cache == 0 && cache_store(d, path, key) == 0) {
+	if (cache == 0 && (cache = cache_store(d, path, key)) < 0)
+		no_cache_once(path, cache);
+	if (cache == 0)
 		snprintf(note, note_cap, "source, cached in %s", dir);
-	} else {
+	else
 		snprintf(note, note_cap, "source, no cache");
-	}
 	return 0;
 }
 
-/* ---- Lanes and their buffers ------------------------------------------------------------------
- */
+/* ---- Lanes and their buffers ----------------------------------------------------------------- */
 
 /* What to allocate for need bytes: a power of two from MIN_ALLOC, within the device's limit;
  * 0 when need is past it. */

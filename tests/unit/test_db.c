@@ -778,6 +778,12 @@ static void wait_flushed(struct sl_db *db, uint64_t want_applied, struct sl_stat
 			return;
 		usleep(10000);
 	}
+	/* Say so rather than let a later comparison see a state still catching up. */
+	if (want_applied && s->applied_seq != want_applied)
+		fail_msg("the state did not reach seq %llu in 60 s (applied %llu, rotations %llu, "
+			 "flushes %llu)", (unsigned long long)want_applied,
+			 (unsigned long long)s->applied_seq, (unsigned long long)s->rotations,
+			 (unsigned long long)s->flushes);
 }
 
 /* How check_same_state treats orders in a final state (executed, cancelled, deleted, replaced),
