@@ -82,6 +82,27 @@ void sl__accel_close(struct sl_accel *a)
 	free(a);
 }
 
+int sl__accel_merge_check(const struct sl_accel_merge_job *j)
+{
+	if (j->n_runs > SL_ACCEL_MAX_RUNS || (j->n_runs && !j->runs))
+		return -EINVAL;
+	if ((j->block_bytes && j->block_bytes < 64) || j->bits_per_key > 64 ||
+	    (j->flags & ~(uint32_t)SL_ACCEL_MERGE_DROP_TOMBSTONES))
+		return -EINVAL;
+	if ((j->lo_len && !j->lo) || (j->hi_len && !j->hi) || (j->out_cap && !j->out) ||
+	    (j->blocks_cap && !j->blocks) || (j->bloom_cap && !j->bloom))
+		return -EINVAL;
+	for (size_t i = 0; i < j->n_runs; i++) {
+		const struct sl_accel_run *run = &j->runs[i];
+		if (run->n_blocks && !run->blocks)
+			return -EINVAL;
+		for (size_t b = 0; b < run->n_blocks; b++)
+			if (run->blocks[b].len && !run->blocks[b].data)
+				return -EINVAL;
+	}
+	return 0;
+}
+
 int sl__accel_run_req(const struct sl_accel_ops *ops, void *dev, struct sl_accel_req *req)
 {
 	int r;

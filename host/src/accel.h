@@ -279,6 +279,11 @@ static inline void sl__accel_info(const struct sl_accel *a, struct sl_accel_info
 	a->ops->info(a->dev, out);
 }
 
+/* The merge job's parameter checks every backend makes first (the -EINVAL cases of the job's
+ * contract: run count, block size, bits per key, flags, NULL pointers with lengths). 0 or
+ * -EINVAL; touches nothing. */
+int sl__accel_merge_check(const struct sl_accel_merge_job *j);
+
 /* Run req synchronously through the ops (what submit does for a backend without a queue):
  * sets req->status and returns it. Backends may use it too. */
 int sl__accel_run_req(const struct sl_accel_ops *ops, void *dev, struct sl_accel_req *req);

@@ -19,8 +19,6 @@
 
 #define DEFAULT_BLOCK_BYTES 4096u
 #define DEFAULT_RESTART	    16u
-#define MIN_BLOCK_BYTES	    64u
-#define MAX_BLOOM_BITS	    64u
 
 _Static_assert(SL_ACCEL_MAX_KEY == SL_BLOCK_MAX_KEY, "the job's keys are the codec's keys");
 _Static_assert(SL_ACCEL_MAX_RUNS <= UINT32_MAX / 2, "run numbers fit the tree's u32 slots");
@@ -385,32 +383,10 @@ static int merge_runs(struct merge *m, uint32_t *win)
 	return 0;
 }
 
-static int check_job(const struct sl_accel_merge_job *j)
-{
-	if (j->n_runs > SL_ACCEL_MAX_RUNS || (j->n_runs && !j->runs))
-		return -EINVAL;
-	if ((j->block_bytes && j->block_bytes < MIN_BLOCK_BYTES) ||
-	    j->bits_per_key > MAX_BLOOM_BITS ||
-	    (j->flags & ~(uint32_t)SL_ACCEL_MERGE_DROP_TOMBSTONES))
-		return -EINVAL;
-	if ((j->lo_len && !j->lo) || (j->hi_len && !j->hi) || (j->out_cap && !j->out) ||
-	    (j->blocks_cap && !j->blocks) || (j->bloom_cap && !j->bloom))
-		return -EINVAL;
-	for (size_t i = 0; i < j->n_runs; i++) {
-		const struct sl_accel_run *run = &j->runs[i];
-		if (run->n_blocks && !run->blocks)
-			return -EINVAL;
-		for (size_t b = 0; b < run->n_blocks; b++)
-			if (run->blocks[b].len && !run->blocks[b].data)
-				return -EINVAL;
-	}
-	return 0;
-}
-
 static int cpu_merge(void *dev, struct sl_accel_merge_job *j)
 {
 	(void)dev;
-	int r = check_job(j);
+	int r = sl__accel_merge_check(j);
 	if (r < 0)
 		return r;
 	uint32_t block_bytes = j->block_bytes ? j->block_bytes : DEFAULT_BLOCK_BYTES;

@@ -30,8 +30,6 @@
 #include "sim.h"
 #include "sluice.h"
 
-#define MIN_BLOCK_BYTES	 64u
-#define MAX_BLOOM_BITS	 64u
 #define MERGE_HASHES_MAX 32768 /* output keys' hashes kept in scratch, at most (256 KiB) */
 
 _Static_assert(SL_ACCEL_MAX_RUNS == FW_MERGE_MAX_RUNS, "run limits agree");
@@ -249,21 +247,9 @@ static int probe_finish(struct simdrv *v, struct cmd *c)
 /* The cpu backend's parameter checks, in its order: -EINVAL before anything is touched. */
 static int merge_check(struct sl_accel_merge_job *j)
 {
-	if (j->n_runs > SL_ACCEL_MAX_RUNS || (j->n_runs && !j->runs) ||
-	    (j->block_bytes && j->block_bytes < MIN_BLOCK_BYTES) ||
-	    j->bits_per_key > MAX_BLOOM_BITS ||
-	    (j->flags & ~(uint32_t)SL_ACCEL_MERGE_DROP_TOMBSTONES) || (j->lo_len && !j->lo) ||
-	    (j->hi_len && !j->hi) || (j->out_cap && !j->out) || (j->blocks_cap && !j->blocks) ||
-	    (j->bloom_cap && !j->bloom))
-		return -EINVAL;
-	for (size_t i = 0; i < j->n_runs; i++) {
-		const struct sl_accel_run *run = &j->runs[i];
-		if (run->n_blocks && !run->blocks)
-			return -EINVAL;
-		for (size_t b = 0; b < run->n_blocks; b++)
-			if (run->blocks[b].len && !run->blocks[b].data)
-				return -EINVAL;
-	}
+	int r = sl__accel_merge_check(j);
+	if (r)
+		return r;
 	/* Past the checks every out value starts as the reference leaves it. */
 	j->out_len = j->n_blocks = j->bloom_len = 0;
 	j->bloom_probes =

@@ -343,27 +343,6 @@ static int probe_run(struct lane *l, const struct sl_accel_filter *f, size_t nfi
  * again); then slk_merge_crc and slk_merge_bloom finish the blocks and make the filter, and the
  * outputs are synced back at their exact sizes. */
 
-static int check_job(const struct sl_accel_merge_job *j)
-{
-	if (j->n_runs > SL_ACCEL_MAX_RUNS || (j->n_runs && !j->runs))
-		return -EINVAL;
-	if ((j->block_bytes && j->block_bytes < 64) || j->bits_per_key > 64 ||
-	    (j->flags & ~(uint32_t)SL_ACCEL_MERGE_DROP_TOMBSTONES))
-		return -EINVAL;
-	if ((j->lo_len && !j->lo) || (j->hi_len && !j->hi) || (j->out_cap && !j->out) ||
-	    (j->blocks_cap && !j->blocks) || (j->bloom_cap && !j->bloom))
-		return -EINVAL;
-	for (size_t i = 0; i < j->n_runs; i++) {
-		const struct sl_accel_run *run = &j->runs[i];
-		if (run->n_blocks && !run->blocks)
-			return -EINVAL;
-		for (size_t b = 0; b < run->n_blocks; b++)
-			if (run->blocks[b].len && !run->blocks[b].data)
-				return -EINVAL;
-	}
-	return 0;
-}
-
 /* Where merge_layout put things. */
 struct mlayout {
 	size_t in_len;		   /* bytes of the input buffer in use */
@@ -655,7 +634,7 @@ static int xrt_merge(void *dev, struct sl_accel_merge_job *j)
 {
 	if (!j)
 		return -EINVAL;
-	int r = check_job(j);
+	int r = sl__accel_merge_check(j);
 	if (r < 0)
 		return r;
 	uint32_t bits = j->bits_per_key ? j->bits_per_key : SL_BLOOM_DEFAULT_BITS;
