@@ -1245,10 +1245,7 @@ static int multiget_check(const struct mcheck *c, size_t n, const uint16_t *loc,
 	for (size_t i = 0; i < n; i++)
 		rc[i] = 12345;
 	r = sl_db_get_orders(c->db, n, loc, ref, out, rc);
-	if (r == -ENOSYS) {
-		notice_once(&notes.multiget_enosys, "sl_db_get_orders returns -ENOSYS: multi-get "
-						    "checks skipped");
-	} else {
+	{
 		if (r)
 			mfail("sl_db_get_orders(%zu keys): %s", n, sl_strerror(r));
 		for (size_t i = 0; i < n; i++)
@@ -1322,11 +1319,6 @@ void check_scan(const struct mcheck *c, int kind, uint16_t locate, uint64_t from
 	uint64_t prev = 0, seen = 0, must = 0, must_seen = 0;
 	char diff[1024];
 
-	if (r == -ENOSYS) {
-		notice_once(&notes.scan_enosys, "sl_scan_open returns -ENOSYS: scan checks skipped "
-						"until scans land");
-		return;
-	}
 	if (r)
 		mfail("sl_scan_open('%c', locate %u, %" PRIu64 "..%" PRIu64 "): %s", kind, locate,
 		      from, to, sl_strerror(r));
@@ -1373,11 +1365,6 @@ void check_scan(const struct mcheck *c, int kind, uint16_t locate, uint64_t from
 	}
 	sl_scan_close(sc);
 	mscan_open = NULL;
-	if (r == -ENOSYS) {
-		notice_once(&notes.scan_enosys, "sl_scan_next_* returns -ENOSYS: scan checks "
-						"skipped until scans land");
-		return;
-	}
 	if (r != SL_EEND)
 		mfail("scan '%c' of locate %u: %s after %" PRIu64 " records", kind, locate,
 		      sl_strerror(r), seen);

@@ -62,7 +62,7 @@ void notice_once(int *flag, const char *fmt, ...) __attribute__((format(printf, 
 
 /* The keys of notice_once: one flag per notice. */
 struct mnotes {
-	int scan_enosys, multiget_enosys, flush_stub, compact_stub, flush_enosys, compact_enosys;
+	int compact_stub;
 };
 extern struct mnotes notes;
 

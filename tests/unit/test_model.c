@@ -92,7 +92,6 @@ struct run {
 	int bg;		      /* the open store compacts in the background */
 	uint64_t bg_hi;	      /* the last sequence a background-compacting store had */
 	uint64_t gone_upto;   /* final orders up to here must be gone */
-	int flush_real;	      /* sl_db_flush was seen to flush */
 	uint64_t crash_ack;   /* durable at the simulated crash */
 	uint64_t early_waits; /* sl_db_wait_durable returned before the state had the seq */
 	char early_first[300];
@@ -281,8 +280,7 @@ static void run_check(struct run *r, int full)
 
 /* sl_db_flush: afterwards the tables hold everything applied when it was called (settle: after
  * waiting for the state, so that is everything appended; else right after an append, while the
- * applier may still be busy). An interim stub that flushes nothing (no rotation, checkpoint
- * behind) is a notice; a flush that returns with the checkpoint short fails. Returns whether
+ * applier may still be busy); a flush that returns with the checkpoint short fails. Returns whether
  * the tables hold everything appended. */
 static int run_flush(struct run *r, int settle)
 {
@@ -298,26 +296,12 @@ static int run_flush(struct run *r, int settle)
 	want = sl_db_applied_seq(r->db);
 	watchdog_arm();
 	rc = call_timed(sl_db_flush, r->db, "sl_db_flush");
-	if (rc == -ENOSYS) {
-		notice_once(&notes.flush_enosys, "sl_db_flush returns -ENOSYS");
-		return 0;
-	}
 	if (rc)
 		mfail("sl_db_flush: %s", sl_strerror(rc));
 	assert_int_equal(sl_db_stats(r->db, &b), 0);
 	r->flushes++;
 	if (b.checkpoint_seq >= want && b.checkpoint_seq <= r->appended) {
-		if (b.rotations > a.rotations || a.checkpoint_seq < want)
-			r->flush_real = 1;
 		return b.checkpoint_seq == r->appended;
-	}
-	if (b.rotations == a.rotations && !r->flush_real) {
-		notice_once(&notes.flush_stub,
-			    "sl_db_flush left the checkpoint at %" PRIu64 " < %" PRIu64
-			    " and rotated nothing: not flushing yet (interim "
-			    "stub?); the tables-only assertions wait for it",
-			    b.checkpoint_seq, want);
-		return 0;
 	}
 	mfail("sl_db_flush returned with the checkpoint at %" PRIu64 ", want %" PRIu64
 	      " (applied when it was called; %" PRIu64 " appended; rotations %" PRIu64
@@ -338,10 +322,6 @@ static void run_compact(struct run *r)
 	watchdog_arm();
 	assert_int_equal(sl_db_stats(r->db, &a), 0);
 	rc = call_timed(sl_db_compact, r->db, "sl_db_compact");
-	if (rc == -ENOSYS) {
-		notice_once(&notes.compact_enosys, "sl_db_compact returns -ENOSYS");
-		return;
-	}
 	if (rc)
 		mfail("sl_db_compact: %s", sl_strerror(rc));
 	assert_int_equal(sl_db_stats(r->db, &b), 0);
@@ -1102,10 +1082,7 @@ static void test_model_api_corners(void **state)
 		assert_int_equal(rc[1], SL_ENOTFOUND);
 	}
 	r = sl_scan_open(db, 'Z', 1, 0, 0, &s);
-	if (r == -ENOSYS) {
-		notice_once(&notes.scan_enosys, "sl_scan_open returns -ENOSYS: scan checks "
-						"skipped until scans land");
-	} else {
+	{
 		assert_int_equal(r, -EINVAL);
 		/* An empty store: both kinds end at once; the wrong next is -EINVAL. */
 		assert_int_equal(sl_scan_open(db, SL_SCAN_ORDERS, 1, 0, 0, &s), 0);
