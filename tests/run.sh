@@ -48,11 +48,7 @@ for mode in sim opencl; do
 		echo "==> engine tests with SLUICE_ACCEL=$mode: skipped, backend absent: ${why:-unknown}"
 		continue
 	fi
-	# test_db checks every log record's CRC with its own call: thousands of tiny kernel
-	# launches a second through OpenCL on PoCL, minutes of them; the sim runs it (the seam and
-	# the engine are the same code) and the table-level tests cover OpenCL.
 	list="test_db test_compact test_tables test_sst test_flush"
-	[ "$mode" = opencl ] && list="test_compact test_tables test_sst test_flush"
 	for t in $list; do
 		[ -x "$BUILD/tests/$t" ] || continue
 		run_one "$t (SLUICE_ACCEL=$mode)" env SLUICE_ACCEL=$mode SL_TEST_QUICK=1 \

@@ -630,7 +630,15 @@ struct seg_reader {
 	uint64_t buf_off; /* file offset of buf[0] */
 	uint64_t pos;     /* file offset of the next record */
 	const char *why;  /* reason of the last RD_BAD */
+	/* Records are checked in batches (one accelerator call for up to VERIFY_BATCH records in
+	 * the buffer): the chain of records from ok_cur (the next one reader_next will take) up to
+	 * ok_end matched their CRCs in the buffer contents of generation ok_gen. Each pread or
+	 * file change is a new generation, and a pos moved by anything but reader_next no longer
+	 * equals ok_cur: either way the record is checked again. */
+	uint64_t gen, ok_gen, ok_cur, ok_end;
 };
+
+#define VERIFY_BATCH 128
 
 static int reader_init(struct seg_reader *rd, const struct sl_os *os, struct sl_accel *accel)
 {
@@ -663,7 +671,44 @@ static const uint8_t *reader_at(struct seg_reader *rd, uint64_t off, size_t n, i
 	}
 	rd->buf_off = off;
 	rd->len = (size_t)got;
+	rd->gen++;
 	return (size_t)got >= n ? rd->buf : NULL;
+}
+
+/* Check the CRCs of the record at rd->pos (whole in the buffer) and of the records chained
+ * after it that are whole in the buffer too, in one batch call; ok_end becomes the start of
+ * the first record that failed, or the end of the last one checked. Headers are only walked
+ * here: reader_next still validates each one when it gets there. 0 or a negative error. */
+static int verify_ahead(struct seg_reader *rd)
+{
+	struct sl_accel_buf bufs[VERIFY_BATCH];
+	uint32_t want[VERIFY_BATCH], got[VERIFY_BATCH];
+	uint64_t ends[VERIFY_BATCH];
+	uint64_t off = rd->pos, lim = rd->buf_off + rd->len;
+	if (lim > rd->size)
+		lim = rd->size;
+	size_t n = 0;
+	while (n < VERIFY_BATCH && off + REC_HDR_LEN <= lim) {
+		const uint8_t *p = rd->buf + (off - rd->buf_off);
+		struct rec_hdr_disk h;
+		memcpy(&h, p, REC_HDR_LEN);
+		if (h.type < SL_LOG_MSG || h.type > SL_LOG_BAD || h.flags ||
+		    off + REC_HDR_LEN + h.len > lim)
+			break;
+		bufs[n].data = p + 4;
+		bufs[n].len = REC_HDR_LEN - 4 + (size_t)h.len;
+		want[n] = h.crc;
+		off += REC_HDR_LEN + h.len;
+		ends[n++] = off;
+	}
+	int r = sl__accel_crc32c_batch(rd->accel, bufs, n, got);
+	if (r < 0)
+		return r;
+	rd->ok_gen = rd->gen;
+	rd->ok_cur = rd->ok_end = rd->pos;
+	for (size_t i = 0; i < n && got[i] == want[i]; i++)
+		rd->ok_end = ends[i];
+	return 0;
 }
 
 /* Decode the record at rd->pos. RD_OK fills *rec (data points into the buffer) and advances;
@@ -696,7 +741,12 @@ static int reader_next(struct seg_reader *rd, struct sl_log_rec *rec)
 		rd->why = "record runs past the file end";
 		return RD_BAD;
 	}
-	if (sl__accel_crc32c(rd->accel, p + 4, REC_HDR_LEN - 4 + (size_t)h.len) != h.crc) {
+	if (rd->ok_gen != rd->gen || rd->pos != rd->ok_cur || rd->pos >= rd->ok_end) {
+		int r = verify_ahead(rd);
+		if (r < 0)
+			return r;
+	}
+	if (rd->pos >= rd->ok_end) {
 		rd->why = "checksum mismatch";
 		return RD_BAD;
 	}
@@ -706,6 +756,7 @@ static int reader_next(struct seg_reader *rd, struct sl_log_rec *rec)
 	rec->len = h.len;
 	rec->data = p + REC_HDR_LEN;
 	rd->pos += REC_HDR_LEN + h.len;
+	rd->ok_cur = rd->pos;
 	return RD_OK;
 }
 
@@ -718,6 +769,7 @@ static int reader_open(struct seg_reader *rd, const char *path, uint64_t index)
 		return fd;
 	rd->fd = fd;
 	rd->len = 0;
+	rd->gen++;
 	rd->buf_off = 0;
 	rd->pos = SEG_HDR_LEN;
 	int r = os->ops->fsize(os->ctx, fd, &rd->size);
@@ -849,6 +901,7 @@ static int seg_has_records(struct wal *w, struct seg_reader *rd, uint64_t index)
 	reader_close(&r2);
 	/* r2 read into rd's buffer: what rd has cached there is gone. */
 	rd->len = 0;
+	rd->gen++;
 	return r;
 }
 
@@ -907,6 +960,7 @@ static int zero_tail(struct wal *w, int fd, struct seg_reader *rd, uint64_t from
 	}
 	sl__os_free(w->os, zeros);
 	rd->len = 0;
+	rd->gen++;
 	*torn = last_nonzero - from;
 	if (!r && fd >= 0 && !w->cfg.no_sync)
 		r = w->os->ops->fdatasync(w->os->ctx, fd);
