@@ -227,7 +227,23 @@ firmware-check: $(FW_CHECK_SRCS)
 		exit 1; fi; \
 	echo "firmware-check: freestanding (from outside: $$need)"
 
-tests: $(UNIT_BINS) $(CRASH_BINS) firmware-check
+# The kernels as an FPGA flow takes them: each kernels/*.cl compiled on its own (its #include
+# lines kept) by clang's OpenCL C 1.2 front end, in the NDRange form and in the one-work-item
+# form v++ gets (-DSLK_FPGA); and the FPGA recipe names every kernel the program has.
+.PHONY: kernels-check
+kernels-check:
+	$(Q)if ! command -v clang >/dev/null 2>&1; then \
+		echo "kernels-check: clang absent: standalone OpenCL C compile not checked"; \
+	else for f in $(sort $(wildcard kernels/*.cl)); do for d in "" -DSLK_FPGA; do \
+		clang -cl-std=CL1.2 -Xclang -finclude-default-header -fsyntax-only -Werror \
+			-Ikernels $$d $$f || exit 1; done; done; fi
+	$(Q)n=$$(BUILD=$(BUILD) VPP=sluice-no-vpp sh firmware/fpga/build.sh | grep -o ' -k slk_[a-z0-9_]*' | wc -l); \
+	want=$$(cat kernels/*.cl | grep -c '^SLK_KERNEL void'); \
+	if [ "$$n" -ne "$$want" ]; then echo "kernels-check: make fpga names $$n of $$want kernels"; \
+		exit 1; fi; \
+	echo "kernels-check: kernels/*.cl compile standalone, NDRange and one-work-item (SLK_FPGA); make fpga names all $$want"
+
+tests: $(UNIT_BINS) $(CRASH_BINS) firmware-check kernels-check
 
 all: lib bins
 

@@ -5,7 +5,7 @@
 #include "sl_kernel_abi.h"
 
 /* The device's view of the shared structs, for the host to check at open. */
-__kernel void slk_abi(__global struct slk_abi_report *r)
+SLK_KERNEL void slk_abi(__global struct slk_abi_report *r)
 {
 	r->version = SLK_ABI_VERSION;
 	r->size_crc_chunk = sizeof(struct slk_crc_chunk);

@@ -415,9 +415,9 @@ static int merge_runs(struct merge *m)
 /* in: the params at 0 and what they point to; out, blocks: the output and its descriptors (as
  * far as out_cap and blocks_cap go); scratch: the cursors at 0, the tree and keys where the
  * params say; res: the result. One work-item. */
-__kernel void slk_merge(__global const uchar *in, __global uchar *out,
-			__global struct slk_block *blocks, __global uchar *scratch,
-			__global struct slk_merge_result *res)
+SLK_KERNEL void slk_merge(__global const uchar *in, __global uchar *out,
+			  __global struct slk_block *blocks, __global uchar *scratch,
+			  __global struct slk_merge_result *res)
 {
 	if (get_global_id(0) != 0)
 		return;
@@ -454,38 +454,38 @@ __kernel void slk_merge(__global const uchar *in, __global uchar *out,
 }
 
 /* Each output block's CRC32C, into its trailer and its descriptor. */
-__kernel void slk_merge_crc(__global uchar *out, __global struct slk_block *blocks, ulong n)
+SLK_KERNEL void slk_merge_crc(__global uchar *out, __global struct slk_block *blocks, ulong n)
 {
-	ulong i = get_global_id(0);
-	if (i >= n)
-		return;
-	ulong off = blocks[i].off, len = blocks[i].len;
-	uint crc = crc_update(0xFFFFFFFFu, out + off, len - 4) ^ 0xFFFFFFFFu;
-	put_u32(out + off + len - 4, crc);
-	blocks[i].crc = crc;
+	SLK_FOR_ITEMS(i, n)
+	{
+		ulong off = blocks[i].off, len = blocks[i].len;
+		uint crc = crc_update(0xFFFFFFFFu, out + off, len - 4) ^ 0xFFFFFFFFu;
+		put_u32(out + off + len - 4, crc);
+		blocks[i].crc = crc;
+	}
 }
 
 /* Every key of output block i into the filter (nblocks blocks, k probes). */
-__kernel void slk_merge_bloom(__global const uchar *out, __global const struct slk_block *blocks,
-			      ulong n, __global uint *filter, ulong nblocks, uint k)
+SLK_KERNEL void slk_merge_bloom(__global const uchar *out, __global const struct slk_block *blocks,
+				ulong n, __global uint *filter, ulong nblocks, uint k)
 {
-	ulong i = get_global_id(0);
-	if (i >= n)
-		return;
-	__global const uchar *b = out + blocks[i].off;
-	uint len = blocks[i].len;
-	uint end = len - 8 - 4 * get_u32(b + len - 8), pos = 0, klen = 0;
-	uchar key[SLK_MAX_KEY];
-	while (pos < end) {
-		uint shared, unshared, vlen;
-		get_varint(b, &pos, end, &shared);
-		get_varint(b, &pos, end, &unshared);
-		get_varint(b, &pos, end, &vlen);
-		pos++; /* flags */
-		for (uint j = 0; j < unshared; j++)
-			key[shared + j] = b[pos + j];
-		klen = shared + unshared;
-		pos += unshared + vlen;
-		bloom_set(filter, nblocks, bloom_hash(key, klen), k);
+	SLK_FOR_ITEMS(i, n)
+	{
+		__global const uchar *b = out + blocks[i].off;
+		uint len = blocks[i].len;
+		uint end = len - 8 - 4 * get_u32(b + len - 8), pos = 0, klen = 0;
+		uchar key[SLK_MAX_KEY];
+		while (pos < end) {
+			uint shared, unshared, vlen;
+			get_varint(b, &pos, end, &shared);
+			get_varint(b, &pos, end, &unshared);
+			get_varint(b, &pos, end, &vlen);
+			pos++; /* flags */
+			for (uint j = 0; j < unshared; j++)
+				key[shared + j] = b[pos + j];
+			klen = shared + unshared;
+			pos += unshared + vlen;
+			bloom_set(filter, nblocks, bloom_hash(key, klen), k);
+		}
 	}
 }

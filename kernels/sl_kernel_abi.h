@@ -14,6 +14,17 @@ typedef uchar slk_u8;
 typedef uint slk_u32;
 typedef int slk_i32;
 typedef ulong slk_u64;
+/* Every kernel is written in two forms at once: its items are a grid-stride loop
+ * (SLK_FOR_ITEMS), so an NDRange of n work-items does one item each (GPUs, CPUs) and a single
+ * work-item started once does them all (an FPGA compute unit, which XRT starts once per run;
+ * the OpenCL backend's one-work-item mode launches them the same way). The FPGA build
+ * (firmware/fpga/build.sh) defines SLK_FPGA, which tells v++ the work-group is one item. */
+#ifdef SLK_FPGA
+#define SLK_KERNEL __kernel __attribute__((reqd_work_group_size(1, 1, 1)))
+#else
+#define SLK_KERNEL __kernel
+#endif
+#define SLK_FOR_ITEMS(i, n) for (ulong i = get_global_id(0); i < (n); i += get_global_size(0))
 #else
 #include <stdint.h>
 typedef uint8_t slk_u8;

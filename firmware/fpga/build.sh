@@ -18,14 +18,15 @@ cfg=$here/connectivity.cfg
 out=$BUILD/fpga
 xclbin=$out/sluice.xclbin
 
-# "FILE NAME" for each __kernel of each kernels/*.cl (comments dropped first).
+# "FILE NAME" for each kernel (__kernel or SLK_KERNEL) of each kernels/*.cl (comments dropped
+# first).
 kernels() {
 	id='[A-Za-z_][A-Za-z_0-9]*'
 	for f in kernels/*.cl; do
 		tr '\n\t\r' '   ' <"$f" |
 			sed -e 's|/\*[^*]*\*\{1,\}\([^/*][^*]*\*\{1,\}\)*/| |g' |
-			grep -o "__kernel[^;{]*void[ ]\\{1,\\}${id}[ ]*(" |
-			sed -e "s|^__kernel.*void[ ]\\{1,\\}\\($id\\)[ ]*(\$|$f \\1|" || true
+			grep -o "\\(__kernel\\|SLK_KERNEL\\)[^;{]*void[ ]\\{1,\\}${id}[ ]*(" |
+			sed -e "s#^\\(__kernel\\|SLK_KERNEL\\).*void[ ]\\{1,\\}\\($id\\)[ ]*(\$#$f \\2#" || true
 	done
 }
 
@@ -36,7 +37,8 @@ if [ -z "$list" ]; then
 fi
 common="-t $TARGET --platform $PLATFORM${VPP_FLAGS:+ $VPP_FLAGS}"
 compile() { # FILE NAME
-	echo "$VPP -c $common -I kernels -k $2 -o $out/$2.xo $1"
+	# SLK_FPGA: each kernel is one work-item looping over its items (kernels/sl_kernel_abi.h).
+	echo "$VPP -c $common -DSLK_FPGA -I kernels -k $2 -o $out/$2.xo $1"
 }
 objs=$(echo "$list" | while read -r f k; do printf '%s ' "$out/$k.xo"; done)
 objs=${objs% }

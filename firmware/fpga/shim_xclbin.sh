@@ -22,8 +22,8 @@ trap 'rm -f "$tmp"' EXIT
 # "__kernel ... void NAME(ARGS)".
 cat "$@" | tr '\n\t\r' '   ' |
 	sed -e 's|/\*[^*]*\*\{1,\}\([^/*][^*]*\*\{1,\}\)*/| |g' |
-	grep -o '__kernel[^;{]*void[ ]\{1,\}[A-Za-z_][A-Za-z_0-9]*[ ]*([^)]*)' |
-	sed -e 's/^__kernel.*void[ ]\{1,\}\([A-Za-z_][A-Za-z_0-9]*\)[ ]*(\(.*\))$/\1|\2/' >"$tmp" ||
+	grep -o '\(__kernel\|SLK_KERNEL\)[^;{]*void[ ]\{1,\}[A-Za-z_][A-Za-z_0-9]*[ ]*([^)]*)' |
+	sed -e 's/^\(__kernel\|SLK_KERNEL\).*void[ ]\{1,\}\([A-Za-z_][A-Za-z_0-9]*\)[ ]*(\(.*\))$/\2|\3/' >"$tmp" ||
 	true
 if [ ! -s "$tmp" ]; then
 	echo "$0: no __kernel functions in $*" >&2

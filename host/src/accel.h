@@ -188,6 +188,9 @@ struct sl_accel_config {
 	int calibrate;           /* auto: 0 = default probes, -1 = none (tests) */
 	int devices_only;        /* opencl: GPU and accelerator devices only, never a CPU device
 				    (the planner sets it: PoCL on the host is the cpu again) */
+	int one_work_item;       /* opencl: start every kernel as one work-item that loops over
+				    all items, as an FPGA compute unit runs it (always so on an
+				    accelerator-type device; tests set it to check that form) */
 };
 
 struct sl_accel_ops {

@@ -122,6 +122,7 @@ struct ocl {
 	cl_device_type type;
 	cl_ulong max_alloc;
 	size_t local[K_N]; /* work-group size per kernel: fixed, so a device compiles each once */
+	int one_wi;        /* launch each kernel as one work-item (config.one_work_item, FPGAs) */
 	struct sl_accel_info info;
 	pthread_mutex_t mu;
 	pthread_cond_t cv; /* a lane freed, an event fired, a request done */
@@ -684,7 +685,7 @@ static cl_int set_args(cl_kernel k, int n, const size_t *sizes, const void *cons
  * bound). */
 static cl_int launch(struct lane *l, int k, size_t n)
 {
-	size_t loc = l->d->local[k], g = align_up(n ? n : 1, loc);
+	size_t loc = l->d->local[k], g = l->d->one_wi ? 1 : align_up(n ? n : 1, loc);
 	return clEnqueueNDRangeKernel(l->q, l->k[k], 1, NULL, &g, &loc, 0, NULL, NULL);
 }
 
@@ -1545,7 +1546,7 @@ static int make_kernels(struct ocl *d, char *why, size_t why_cap)
 		clGetKernelWorkGroupInfo(d->lane[0].k[k], d->dev, CL_KERNEL_WORK_GROUP_SIZE,
 					 sizeof(wgs), &wgs, NULL);
 		d->local[k] = 1;
-		while (d->local[k] * 2 <= 64 && d->local[k] * 2 <= wgs)
+		while (!d->one_wi && d->local[k] * 2 <= 64 && d->local[k] * 2 <= wgs)
 			d->local[k] *= 2;
 	}
 	return 0;
@@ -1573,8 +1574,9 @@ static void fill_info(struct ocl *d, const char *pname, const char *note)
 	snprintf(in->device, sizeof(in->device), "%s (%s)", dname, ver);
 	say(in->detail, sizeof(in->detail),
 	    "%s device; platform %s; driver %s; %u compute units; %.1f GiB global memory; "
-	    "program: %s",
-	    type_name(d->type), pname, drv, cus, (double)mem / (1u << 30), note);
+	    "program: %s%s",
+	    type_name(d->type), pname, drv, cus, (double)mem / (1u << 30), note,
+	    d->one_wi ? "; kernels start as one work-item" : "");
 	in->flags = is_device_type(d->type) ? SL_ACCEL_INFO_DEVICE : 0;
 }
 
@@ -1598,6 +1600,7 @@ static int ocl_open(const struct sl_accel_config *cfg, void **dev, char *why, si
 	d->plat = c.plat;
 	d->dev = c.dev;
 	d->type = c.type;
+	d->one_wi = cfg->one_work_item || (c.type & CL_DEVICE_TYPE_ACCELERATOR);
 	cl_bool little = CL_FALSE, avail = CL_FALSE, compiler = CL_FALSE;
 	clGetDeviceInfo(d->dev, CL_DEVICE_ENDIAN_LITTLE, sizeof(little), &little, NULL);
 	clGetDeviceInfo(d->dev, CL_DEVICE_AVAILABLE, sizeof(avail), &avail, NULL);

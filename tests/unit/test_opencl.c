@@ -941,6 +941,30 @@ static void test_threads(void **state)
 	}
 }
 
+/* ---- The one-work-item form ------------------------------------------------------------------
+ * An FPGA compute unit is started once per run (XRT has no NDRange), so every kernel also works
+ * as a single work-item looping over all its items (SLK_FOR_ITEMS). The same comparisons as
+ * above, with every kernel launched that way. */
+static void test_one_work_item_vs_cpu(void **state)
+{
+	struct sl_accel_config cfg = { .one_work_item = 1 };
+	struct sl_accel *wide = ocl, *one = NULL;
+	char why[256];
+	assert_int_equal(open_ocl(&cfg, &one, why, sizeof(why)), 0);
+	struct sl_accel_info in;
+	sl__accel_info(one, &in);
+	assert_non_null(strstr(in.detail, "kernels start as one work-item"));
+	ocl = one;
+	test_crc32c_vs_cpu(state);
+	test_bloom_build_vs_cpu(state);
+	test_bloom_probe_vs_cpu(state);
+	test_merge_cases_vs_cpu(state);
+	test_merge_corrupt_vs_cpu(state);
+	merge_random_round(0);
+	ocl = wide;
+	sl__accel_close(one);
+}
+
 /* ---- Device selection, info, the program cache
  * --------------------------------------------------- */
 
@@ -1095,6 +1119,7 @@ int main(void)
 		cmocka_unit_test(test_merge_corrupt_vs_cpu),
 		cmocka_unit_test(test_submit_poll),
 		cmocka_unit_test(test_threads),
+		cmocka_unit_test(test_one_work_item_vs_cpu),
 		cmocka_unit_test(test_cache_and_binary),
 	};
 	int r;
