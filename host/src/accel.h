@@ -233,6 +233,13 @@ struct sl_accel {
 	uint64_t inflight;
 };
 
+/* The job's out values and return from what the firmware's merge engine (firmware/fw_merge.h)
+ * left in res with status: the cpu backend runs that engine on the host, the sim backend reads
+ * its result back from device memory. */
+struct fw_merge_result;
+int sl__accel_fw_merge_result(struct sl_accel_merge_job *j, const struct fw_merge_result *res,
+			      uint32_t status);
+
 /* The backends compiled in, cpu first. */
 extern const struct sl_accel_ops sl__accel_cpu_ops;
 extern const struct sl_accel_ops sl__accel_sim_ops;

@@ -1,8 +1,9 @@
 /* accel_cpu.c - the reference backend: CRC32C by ISA-L (which picks the fastest kernel for the
- * CPU it runs on at load time), and the fused merge job on the host's own CPU: a loser tree
- * over one cursor per run, each walking its blocks with the block codec (block.c), the output
- * encoded by the same codec and the filter laid out by bloom.c. No state outlives a call (a
- * merge allocates its scratch per job), so every call is thread-safe.
+ * CPU it runs on at load time), and the fused merge job on the host's own CPU, run by the same
+ * freestanding engine the device firmware runs (firmware/fw_merge.c: a loser tree over one
+ * cursor per run, each walking its blocks with the block codec, block.c; the output encoded by
+ * the same codec and the filter laid out by bloom.c). No state outlives a call (a merge
+ * allocates its scratch per job), so every call is thread-safe.
  */
 #include <errno.h>
 #include <isa-l/crc.h>
@@ -15,13 +16,10 @@
 #include "accel.h"
 #include "block.h"
 #include "bloom.h"
+#include "fw_merge.h"
 #include "sluice.h"
 
 #define DEFAULT_BLOCK_BYTES 4096u
-#define DEFAULT_RESTART	    16u
-
-_Static_assert(SL_ACCEL_MAX_KEY == SL_BLOCK_MAX_KEY, "the job's keys are the codec's keys");
-_Static_assert(SL_ACCEL_MAX_RUNS <= UINT32_MAX / 2, "run numbers fit the tree's u32 slots");
 
 static int cpu_open(const struct sl_accel_config *cfg, void **dev, char *why, size_t why_cap)
 {
@@ -102,284 +100,68 @@ static int cpu_crc32c_batch(void *dev, const struct sl_accel_buf *bufs, size_t n
 
 /* ---- The merge job ------------------------------------------------------------------------ */
 
-/* One run being read: the walk over its current block, which holds the current entry (key
- * rebuilt in it.key, value pointing into the input). The walk checks key order from entry to
- * entry and, since a new block keeps the key, from block to block. */
-struct cursor {
-	struct sl_block_iter it;
-	const struct sl_accel_buf *blocks;
-	size_t n_blocks;
-	size_t next_block; /* the block to load when this one ends */
-	int done;	   /* no more entries in range */
-	int past_lo;	   /* the current key is above lo (no more lo comparisons needed) */
-};
+/* The engine is the firmware's (firmware/fw_merge.c, freestanding): the job's runs through its
+ * block callback, ISA-L for its CRCs, the job's buffers as its outputs (the block table in
+ * place: struct sl_accel_block is struct fw_out_block's layout), its scratch from the heap. */
+_Static_assert(sizeof(struct sl_accel_block) == sizeof(struct fw_out_block) &&
+		       offsetof(struct sl_accel_block, off) == offsetof(struct fw_out_block, off) &&
+		       offsetof(struct sl_accel_block, len) == offsetof(struct fw_out_block, len) &&
+		       offsetof(struct sl_accel_block, crc) == offsetof(struct fw_out_block, crc) &&
+		       offsetof(struct sl_accel_block, last_len) ==
+			       offsetof(struct fw_out_block, last_len) &&
+		       offsetof(struct sl_accel_block, last) == offsetof(struct fw_out_block, last),
+	       "the job's block table is the firmware's");
+_Static_assert(SL_ACCEL_MAX_RUNS <= FW_MERGE_MAX_RUNS, "every job's runs fit the engine");
 
-struct merge {
-	struct sl_accel_merge_job *job;
-	size_t k;	    /* runs */
-	struct cursor *cur; /* k of them */
-	/* Per run, its key's first 8 bytes as key_prefix makes them (UINT64_MAX once done): the
-	 * tree's comparisons read this small array and touch a cursor only on a tie. */
-	uint64_t *pfx;
-	uint32_t *tree; /* tree[0]: the current winner; tree[1..k): each match's loser */
-	/* The output: the block being built by the codec, at block_off in job->out. */
-	struct sl_block_enc enc;
-	uint32_t *restarts;
-	size_t restarts_cap;
-	size_t block_off;
-	size_t n_blocks;
-	int out_short;	  /* out ran out: the encoder measures only from there on */
-	int blocks_short; /* blocks ran out: blocks are counted only */
-	uint8_t no_out;	  /* what enc.buf points at when job->out is NULL (cap 0) */
-	/* Every output key's bloom hash, for the filter built once entries_out is known. */
-	uint64_t *hashes;
-	size_t hashes_cap;
-};
-
-/* The first 8 bytes of a key as a big-endian integer, zero-padded: keys compare as these do
- * wherever these differ, so most comparisons in the tree are one integer compare. k is a
- * cursor's 64-byte key buffer: 8 bytes are always readable; those past klen are masked off. */
-static inline uint64_t key_prefix(const uint8_t *k, size_t klen)
+static uint64_t job_run_blocks(void *ctx, uint32_t run)
 {
-	uint64_t v;
-	memcpy(&v, k, 8);
-	if (klen < 8)
-		v &= (1ull << (8 * klen)) - 1;
-	return __builtin_bswap64(v);
+	const struct sl_accel_merge_job *j = ctx;
+	return j->runs[run].n_blocks;
 }
 
-/* Does run a's current entry come before run b's? Key order, then the lower (newer) run
- * first, so that of equal keys the newest wins. An exhausted run comes after everything. */
-static inline int before(const struct merge *m, uint32_t a, uint32_t b)
+static void job_block(void *ctx, uint32_t run, uint64_t b, const uint8_t **p, uint64_t *len)
 {
-	if (m->pfx[a] != m->pfx[b])
-		return m->pfx[a] < m->pfx[b];
-	const struct cursor *x = &m->cur[a], *y = &m->cur[b];
-	if (x->done)
-		return 0;
-	if (y->done)
-		return 1;
-	/* Equal prefixes: the first 8 bytes are equal where both keys have them. */
-	size_t s = x->it.klen >= 8 && y->it.klen >= 8 ? 8 : 0;
-	int c = sl__block_key_cmp(x->it.key + s, x->it.klen - s, y->it.key + s, y->it.klen - s);
-	return c < 0 || (c == 0 && a < b);
+	const struct sl_accel_merge_job *j = ctx;
+	*p = j->runs[run].blocks[b].data;
+	*len = j->runs[run].blocks[b].len;
 }
 
-/* Run i's entry changed: play it up from its leaf against the losers stored on the way, each
- * match's loser staying behind; log2(k) comparisons. */
-static inline void replay(struct merge *m, uint32_t i)
+static uint32_t isal_crc32c(void *ctx, const uint8_t *p, uint64_t n)
 {
-	uint32_t w = i;
-	for (size_t n = (i + m->k) / 2; n > 0; n /= 2) {
-		if (before(m, m->tree[n], w)) {
-			uint32_t t = m->tree[n];
-			m->tree[n] = w;
-			w = t;
-		}
-	}
-	m->tree[0] = w;
+	(void)ctx;
+	return crc32c(p, (size_t)n);
 }
 
-/* The first tournament. Leaves are k..2k-1 (run i at k + i), node n's children 2n and 2n + 1:
- * a complete binary tree for any k. win holds each node's winner on the way up. */
-static void build_tree(struct merge *m, uint32_t *win)
+int sl__accel_fw_merge_result(struct sl_accel_merge_job *j, const struct fw_merge_result *res,
+			      uint32_t status)
 {
-	size_t k = m->k;
-	for (size_t i = 0; i < k; i++)
-		win[k + i] = (uint32_t)i;
-	for (size_t n = k - 1; n > 0; n--) {
-		uint32_t a = win[2 * n], b = win[2 * n + 1];
-		int a_first = before(m, a, b);
-		win[n] = a_first ? a : b;
-		m->tree[n] = a_first ? b : a;
+	if (status != FW_OK && status != FW_ENOSPC && status != FW_ECORRUPT && status != FW_EFBIG)
+		return status == FW_EARG ? -EINVAL : -EIO;
+	j->out_len = res->out_len;
+	j->n_blocks = res->n_blocks;
+	j->bloom_len = res->bloom_len;
+	j->bloom_probes = res->bloom_probes;
+	j->entries_in = res->entries_in;
+	j->entries_out = res->entries_out;
+	j->dropped_older = res->dropped_older;
+	j->dropped_tombstones = res->dropped_tombstones;
+	j->need_out = res->need_out;
+	j->need_blocks = res->need_blocks;
+	j->need_bloom = res->need_bloom;
+	j->bad_run = res->bad_run;
+	j->bad_block = res->bad_block;
+	/* The first output key goes into smallest as the merge writes it, whatever the end. */
+	if (res->smallest_written <= SL_ACCEL_MAX_KEY)
+		memcpy(j->smallest, res->smallest, res->smallest_written);
+	j->smallest_len = res->smallest_len;
+	switch (status) {
+	case FW_ENOSPC:
+		return -ENOSPC;
+	case FW_ECORRUPT:
+		return SL_ECORRUPT;
+	case FW_EFBIG:
+		return -EFBIG;
 	}
-	m->tree[0] = k > 1 ? win[1] : 0;
-}
-
-static int corrupt(struct merge *m, size_t run, size_t block)
-{
-	m->job->bad_run = run;
-	m->job->bad_block = block;
-	return SL_ECORRUPT;
-}
-
-/* Check run i's next block (CRC, then layout) and start walking it. */
-static int cursor_load(struct merge *m, uint32_t i)
-{
-	struct cursor *c = &m->cur[i];
-	size_t bi = c->next_block++;
-	const struct sl_accel_buf *b = &c->blocks[bi];
-	const uint8_t *p = b->data;
-	struct sl_block blk;
-	if (b->len < SL_BLOCK_MIN || crc32c(p, b->len - 4) != sl__block_get_u32(p + b->len - 4) ||
-	    sl__block_parse(&blk, p, b->len) < 0)
-		return corrupt(m, i, bi);
-	sl__block_iter_start(&c->it, &blk, 0, SL_BLOCK_ITER_ORDER);
-	return 0;
-}
-
-/* Move run i to its next entry in range (lo, hi]: 0 (done set when there is none), or
- * SL_ECORRUPT. Entries up to lo are read, checked and passed over; the first one above hi ends
- * the run, and its later blocks are never read. */
-static int cursor_next(struct merge *m, uint32_t i)
-{
-	struct cursor *c = &m->cur[i];
-	const struct sl_accel_merge_job *j = m->job;
-	for (;;) {
-		int r = sl__block_iter_next(&c->it);
-		if (r > 0) {
-			if (!c->past_lo) {
-				if (sl__block_key_cmp(c->it.key, c->it.klen, j->lo, j->lo_len) <= 0)
-					continue;
-				c->past_lo = 1;
-			}
-			if (j->hi_len &&
-			    sl__block_key_cmp(c->it.key, c->it.klen, j->hi, j->hi_len) > 0)
-				break;
-			m->pfx[i] = key_prefix(c->it.key, c->it.klen);
-			m->job->entries_in++;
-			return 0;
-		}
-		if (r < 0)
-			return corrupt(m, i, c->next_block - 1);
-		if (c->next_block == c->n_blocks)
-			break;
-		if ((r = cursor_load(m, i)) < 0)
-			return r;
-	}
-	c->done = 1;
-	m->pfx[i] = UINT64_MAX;
-	return 0;
-}
-
-/* Close the block being built: restarts and count by the codec, its CRC in its trailer and in
- * blocks[]; then start the next one after it. Once out or blocks ran short, only count. */
-static void cut_block(struct merge *m)
-{
-	struct sl_accel_merge_job *j = m->job;
-	size_t body = sl__block_enc_finish(&m->enc), len = body + 4;
-	if (m->n_blocks >= j->blocks_cap)
-		m->blocks_short = 1;
-	if (!m->out_short) {
-		uint8_t *p = j->out + m->block_off;
-		uint32_t crc = crc32c(p, body);
-		sl__block_put_u32(p + body, crc);
-		if (!m->blocks_short) {
-			struct sl_accel_block *b = &j->blocks[m->n_blocks];
-			b->off = m->block_off;
-			b->len = (uint32_t)len;
-			b->crc = crc;
-			b->last_len = (uint32_t)m->enc.last_len;
-			memcpy(b->last, m->enc.last, m->enc.last_len);
-		}
-	}
-	m->n_blocks++;
-	m->block_off += len;
-	sl__block_enc_reset(&m->enc);
-	if (!m->out_short) {
-		m->enc.buf = j->out + m->block_off;
-		m->enc.cap = j->out_cap - m->block_off;
-	}
-}
-
-/* Append the surviving entry to the output, cutting blocks as the codec says. */
-static int emit(struct merge *m, const uint8_t *key, size_t klen, const uint8_t *val, uint32_t vlen,
-		uint8_t flags)
-{
-	struct sl_accel_merge_job *j = m->job;
-	if ((flags & SL_ACCEL_TOMBSTONE) && (j->flags & SL_ACCEL_MERGE_DROP_TOMBSTONES)) {
-		j->dropped_tombstones++;
-		return 0;
-	}
-	if (sl__block_enc_full(&m->enc, klen, vlen))
-		cut_block(m);
-	for (;;) {
-		int r = sl__block_enc_add(&m->enc, key, klen, val, vlen, flags);
-		if (r == 0)
-			break;
-		if (r == -SL_BLOCK_ESPACE) {
-			/* The block with this entry would not fit what is left of out: measure
-			 * from here on, so the caller learns the exact size it needs. */
-			m->out_short = 1;
-			m->enc.buf = NULL;
-			m->enc.restarts = NULL;
-			continue;
-		}
-		/* Else a block past 4 GiB (keys come 1..64 bytes long from the codec). */
-		if (r != -SL_BLOCK_ERESTARTS)
-			return -EFBIG;
-		size_t n = m->restarts_cap ? 2 * m->restarts_cap : 64;
-		uint32_t *q = realloc(m->restarts, n * sizeof(*q));
-		if (!q)
-			return -ENOMEM;
-		m->restarts = q;
-		m->restarts_cap = n;
-		m->enc.restarts = q;
-		m->enc.restarts_cap = n;
-	}
-	if (!j->entries_out) {
-		memcpy(j->smallest, key, klen);
-		j->smallest_len = (uint32_t)klen;
-	}
-	j->entries_out++;
-	/* Short of space the call ends in -ENOSPC and no filter is built: no need for hashes. */
-	if (m->out_short || m->blocks_short)
-		return 0;
-	if (j->entries_out > m->hashes_cap) {
-		size_t n = m->hashes_cap ? 2 * m->hashes_cap : 1024;
-		uint64_t *q = realloc(m->hashes, n * sizeof(*q));
-		if (!q)
-			return -ENOMEM;
-		m->hashes = q;
-		m->hashes_cap = n;
-	}
-	m->hashes[j->entries_out - 1] = sl__bloom_hash(key, klen);
-	return 0;
-}
-
-/* The whole merge: every run's first entry, then the winner out and its run on, each key's
- * older copies passed over, until every run is done. */
-static int merge_runs(struct merge *m, uint32_t *win)
-{
-	struct sl_accel_merge_job *j = m->job;
-	int r;
-	for (uint32_t i = 0; i < m->k; i++) {
-		struct cursor *c = &m->cur[i];
-		c->blocks = j->runs[i].blocks;
-		c->n_blocks = j->runs[i].n_blocks;
-		c->past_lo = j->lo_len == 0;
-		if ((r = cursor_next(m, i)) < 0)
-			return r;
-	}
-	if (m->k)
-		build_tree(m, win);
-	while (m->k && !m->cur[m->tree[0]].done) {
-		uint32_t w = m->tree[0];
-		struct cursor *c = &m->cur[w];
-		/* The key stays needed after its run moves on: to pass over older copies. */
-		uint8_t key[SL_BLOCK_MAX_KEY];
-		size_t klen = c->it.klen;
-		uint64_t prefix = m->pfx[w];
-		memcpy(key, c->it.key, sizeof(key));
-		if ((r = emit(m, key, klen, c->it.val, c->it.vlen, c->it.flags)) < 0)
-			return r;
-		if ((r = cursor_next(m, w)) < 0)
-			return r;
-		replay(m, w);
-		for (;;) {
-			uint32_t t = m->tree[0];
-			const struct cursor *d = &m->cur[t];
-			if (m->pfx[t] != prefix || d->done ||
-			    sl__block_key_cmp(d->it.key, d->it.klen, key, klen))
-				break;
-			j->dropped_older++;
-			if ((r = cursor_next(m, t)) < 0)
-				return r;
-			replay(m, t);
-		}
-	}
-	if (m->enc.entries)
-		cut_block(m);
 	return 0;
 }
 
@@ -389,52 +171,45 @@ static int cpu_merge(void *dev, struct sl_accel_merge_job *j)
 	int r = sl__accel_merge_check(j);
 	if (r < 0)
 		return r;
-	uint32_t block_bytes = j->block_bytes ? j->block_bytes : DEFAULT_BLOCK_BYTES;
-	uint32_t restart = j->restart_interval ? j->restart_interval : DEFAULT_RESTART;
-	uint32_t bits = j->bits_per_key ? j->bits_per_key : SL_BLOOM_DEFAULT_BITS;
-	j->out_len = j->n_blocks = j->bloom_len = 0;
-	j->bloom_probes = sl__bloom_probes(bits);
-	j->entries_in = j->entries_out = j->dropped_older = j->dropped_tombstones = 0;
-	j->smallest_len = 0;
-	j->need_out = j->need_blocks = j->need_bloom = 0;
-	j->bad_run = j->bad_block = 0;
-
-	/* All scratch in one allocation per job (none per entry): cursors, tree, first-round
-	 * winners; the restart array and hashes grow by doubling. */
-	size_t k = j->n_runs;
-	struct merge m = { .job = j, .k = k };
-	size_t cur_bytes = (k ? k : 1) * sizeof(struct cursor), pfx_bytes = k * sizeof(uint64_t);
-	void *scratch = calloc(1, cur_bytes + pfx_bytes + (3 * k + 1) * sizeof(uint32_t));
+	uint64_t input = 0;
+	for (size_t i = 0; i < j->n_runs; i++)
+		for (size_t b = 0; b < j->runs[i].n_blocks; b++)
+			input += j->runs[i].blocks[b].len;
+	/* Scratch: the engine's fixed part and room for a hash of every key the input can hold
+	 * (an entry takes 5 bytes at least). Only what the job touches is ever paged in. */
+	uint32_t bb = j->block_bytes ? j->block_bytes : DEFAULT_BLOCK_BYTES;
+	uint64_t scratch_len = fw_merge_scratch_bytes(j->n_runs, bb, input) + 8 * (input / 5 + 1);
+	void *scratch = scratch_len <= SIZE_MAX ? malloc((size_t)scratch_len) : NULL;
 	if (!scratch)
 		return -ENOMEM;
-	m.cur = scratch;
-	m.pfx = (uint64_t *)((uint8_t *)scratch + cur_bytes);
-	m.tree = (uint32_t *)((uint8_t *)m.pfx + pfx_bytes);
-	uint32_t *win = m.tree + k;
-	sl__block_enc_init(&m.enc, block_bytes, restart, j->out ? j->out : &m.no_out,
-			   j->out ? j->out_cap : 0, NULL, 0);
-	r = merge_runs(&m, win);
-	if (r == 0) {
-		j->need_out = m.block_off;
-		j->need_blocks = m.n_blocks;
-		j->need_bloom = sl__bloom_bytes(j->entries_out, bits);
-		if (m.out_short || m.blocks_short || j->need_bloom > j->bloom_cap) {
-			r = -ENOSPC;
-		} else {
-			memset(j->bloom, 0, j->need_bloom);
-			sl__bloom_add(j->bloom, j->need_bloom, m.hashes, j->entries_out,
-				      j->bloom_probes);
-			j->out_len = m.block_off;
-			j->n_blocks = m.n_blocks;
-			j->bloom_len = j->need_bloom;
-		}
-	}
-	if (r < 0)
-		j->smallest_len = 0;
-	free(m.hashes);
-	free(m.restarts);
+	struct fw_merge_io io = {
+		.ctx = j, .run_blocks = job_run_blocks, .block = job_block, .crc32c = isal_crc32c
+	};
+	struct fw_merge_params p = {
+		.n_runs = (uint32_t)j->n_runs,
+		.flags = j->flags,
+		.block_bytes = j->block_bytes,
+		.restart_interval = j->restart_interval,
+		.bits_per_key = j->bits_per_key,
+		.lo = j->lo,
+		.hi = j->hi,
+		.lo_len = j->lo_len,
+		.hi_len = j->hi_len,
+		.input_bytes = input,
+		.out = j->out_cap ? j->out : NULL,
+		.out_cap = j->out_cap,
+		.blocks = (uint8_t *)j->blocks,
+		.blocks_cap = j->blocks_cap,
+		.bloom = j->bloom,
+		.bloom_cap = j->bloom_cap,
+		.scratch = scratch,
+		.scratch_len = scratch_len,
+	};
+	struct fw_merge_result res;
+	uint64_t need = 0;
+	uint32_t st = fw_merge(&p, &io, &res, &need);
 	free(scratch);
-	return r;
+	return sl__accel_fw_merge_result(j, &res, st);
 }
 
 const struct sl_accel_ops sl__accel_cpu_ops = {

@@ -341,29 +341,9 @@ static int merge_finish(struct simdrv *v, struct cmd *c)
 	struct fw_merge_result res;
 	if (from_dev(v, c, 6, 0, &res, sizeof(res)))
 		return -EIO;
-	j->out_len = res.out_len;
-	j->n_blocks = res.n_blocks;
-	j->bloom_len = res.bloom_len;
-	j->bloom_probes = res.bloom_probes;
-	j->entries_in = res.entries_in;
-	j->entries_out = res.entries_out;
-	j->dropped_older = res.dropped_older;
-	j->dropped_tombstones = res.dropped_tombstones;
-	j->need_out = res.need_out;
-	j->need_blocks = res.need_blocks;
-	j->need_bloom = res.need_bloom;
-	j->bad_run = res.bad_run;
-	j->bad_block = res.bad_block;
-	/* The reference writes the first output key into smallest as it goes, whatever the end. */
-	if (res.smallest_written <= SL_ACCEL_MAX_KEY)
-		memcpy(j->smallest, res.smallest, res.smallest_written);
-	j->smallest_len = res.smallest_len;
-	if (st == FW_ENOSPC)
-		return -ENOSPC;
-	if (st == FW_ECORRUPT)
-		return SL_ECORRUPT;
-	if (st == FW_EFBIG)
-		return -EFBIG;
+	int r = sl__accel_fw_merge_result(j, &res, st);
+	if (r)
+		return r;
 	if (res.out_len > j->out_cap || res.n_blocks > j->blocks_cap ||
 	    res.bloom_len > j->bloom_cap)
 		return -EIO; /* a device that overstates its output */

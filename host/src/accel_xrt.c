@@ -10,7 +10,10 @@
  * demand, never shrunk), and a call holds one lane from start to end, so NLANES threads call at
  * once. A call writes its input into a buffer's host mapping, syncs it to the device, starts the
  * kernels one after another (each waits for the last: they depend on each other), and syncs back
- * only the bytes it reads. There is no submit/poll: the seam runs submitted requests at submit.
+ * only the bytes it reads. submit/poll: a request queue served by NLANES worker threads
+ * (started at the first submit), each running one request at a time on a lane exactly as a
+ * synchronous call does, so the submitter's thread is free while the card works; poll hands
+ * back what finished, device_ns the wall time of the request's run.
  * Each kernel is started once per call with its item count: a card needs the kernels' loop
  * (single work-item) form for that, as firmware/fpga/README.md says; the shim runs them so.
  * accel is a leaf: this file knows block.h and bloom.h only.
@@ -23,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "accel.h"
@@ -133,7 +137,14 @@ struct xdev {
 	pthread_mutex_t mu;
 	pthread_cond_t cv; /* a lane freed */
 	struct lane lane[NLANES];
+	/* submit/poll, under mu: the queue the workers take from, what finished, counts. */
+	pthread_cond_t cv_work, cv_done;
+	struct sl_accel_req *q_head, **q_tail, *done, **done_tail;
+	unsigned queued, running, nworkers, stopping;
+	pthread_t worker[NLANES];
 };
+
+#define QUEUE_MAX (4 * NLANES) /* submit says -EAGAIN past this many queued */
 
 static size_t align_up(size_t v, size_t a)
 {
@@ -798,6 +809,15 @@ static void xrt_close(void *dev)
 	struct xdev *d = dev;
 	if (!d)
 		return;
+	/* Workers finish what is queued, then stop. */
+	pthread_mutex_lock(&d->mu);
+	d->stopping = 1;
+	pthread_cond_broadcast(&d->cv_work);
+	pthread_mutex_unlock(&d->mu);
+	for (unsigned i = 0; i < d->nworkers; i++)
+		pthread_join(d->worker[i], NULL);
+	pthread_cond_destroy(&d->cv_work);
+	pthread_cond_destroy(&d->cv_done);
 	for (int i = 0; i < NLANES; i++) {
 		struct lane *l = &d->lane[i];
 		for (int k = 0; k < K_N; k++)
@@ -907,6 +927,14 @@ static int xrt_open(const struct sl_accel_config *cfg, void **dev, char *why, si
 		return -ENOMEM;
 	pthread_mutex_init(&d->mu, NULL);
 	pthread_cond_init(&d->cv, NULL);
+	pthread_cond_init(&d->cv_work, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&d->cv_done, &ca);
+	pthread_condattr_destroy(&ca);
+	d->q_tail = &d->q_head;
+	d->done_tail = &d->done;
 	int r = api_resolve(d, lib, why, why_cap);
 	if (r < 0 || (r = open_device(d, cfg, idx, why, why_cap)) < 0) {
 		xrt_close(d);
@@ -914,6 +942,95 @@ static int xrt_open(const struct sl_accel_config *cfg, void **dev, char *why, si
 	}
 	*dev = d;
 	return 0;
+}
+
+/* ---- submit/poll ---------------------------------------------------------------------------- */
+
+static uint64_t mono_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+static void *worker_main(void *arg)
+{
+	struct xdev *d = arg;
+	pthread_mutex_lock(&d->mu);
+	for (;;) {
+		struct sl_accel_req *q = d->q_head;
+		if (!q) {
+			if (d->stopping)
+				break;
+			pthread_cond_wait(&d->cv_work, &d->mu);
+			continue;
+		}
+		if (!(d->q_head = q->next))
+			d->q_tail = &d->q_head;
+		d->queued--;
+		d->running++;
+		pthread_mutex_unlock(&d->mu);
+		uint64_t t0 = mono_ns();
+		sl__accel_run_req(&sl__accel_xrt_ops, d, q);
+		q->device_ns = mono_ns() - t0;
+		q->next = NULL;
+		pthread_mutex_lock(&d->mu);
+		d->running--;
+		*d->done_tail = q;
+		d->done_tail = &q->next;
+		pthread_cond_broadcast(&d->cv_done);
+	}
+	pthread_mutex_unlock(&d->mu);
+	return NULL;
+}
+
+static int xrt_submit(void *dev, struct sl_accel_req *q)
+{
+	struct xdev *d = dev;
+	int r = 0;
+	pthread_mutex_lock(&d->mu);
+	if (d->queued >= QUEUE_MAX) {
+		r = -EAGAIN;
+	} else if (d->nworkers < NLANES && d->queued + d->running >= d->nworkers) {
+		/* One more worker while every one is taken (none idle), up to one per lane. */
+		if (pthread_create(&d->worker[d->nworkers], NULL, worker_main, d) == 0)
+			d->nworkers++;
+		else if (!d->nworkers)
+			r = -EAGAIN; /* no thread to run it: the caller polls and tries again */
+	}
+	if (!r) {
+		q->next = NULL;
+		*d->q_tail = q;
+		d->q_tail = &q->next;
+		d->queued++;
+		pthread_cond_signal(&d->cv_work);
+	}
+	pthread_mutex_unlock(&d->mu);
+	return r;
+}
+
+static int xrt_poll(void *dev, int64_t timeout_ns, struct sl_accel_req **out)
+{
+	struct xdev *d = dev;
+	struct timespec until;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	if (timeout_ns > 0) {
+		int64_t ns = until.tv_nsec + timeout_ns % 1000000000;
+		until.tv_sec += timeout_ns / 1000000000 + ns / 1000000000;
+		until.tv_nsec = ns % 1000000000;
+	}
+	pthread_mutex_lock(&d->mu);
+	while (!d->done && timeout_ns > 0 && d->queued + d->running > 0)
+		if (pthread_cond_timedwait(&d->cv_done, &d->mu, &until) == ETIMEDOUT)
+			break;
+	int n = 0;
+	for (struct sl_accel_req *q = d->done; q; q = q->next)
+		n++;
+	*out = d->done;
+	d->done = NULL;
+	d->done_tail = &d->done;
+	pthread_mutex_unlock(&d->mu);
+	return n;
 }
 
 const struct sl_accel_ops sl__accel_xrt_ops = {
@@ -926,4 +1043,6 @@ const struct sl_accel_ops sl__accel_xrt_ops = {
 	.bloom_build = xrt_bloom_build,
 	.bloom_probe = xrt_bloom_probe,
 	.merge = xrt_merge,
+	.submit = xrt_submit,
+	.poll = xrt_poll,
 };

@@ -1,6 +1,7 @@
 /* accel_inputs.c - inputs of merge jobs for the accelerator backend tests (see accel_inputs.h).
  * Test code only: it uses libc directly and fails by cmocka assertions.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -203,4 +204,97 @@ void pick_bound(const struct tent *u, size_t un, uint8_t *k, size_t *klen)
 		*klen = 1 + rnd() % t->klen;
 		break;
 	}
+}
+
+/* ---- Merge jobs on two backends side by side ---------------------------------------------- */
+
+/* One job's output buffers, of the given capacities, filled with the same junk on both sides. */
+void tout_alloc(struct tout *o, struct sl_accel_merge_job *j, size_t out, size_t blocks,
+		       size_t bloom)
+{
+	o->out = out ? malloc(out) : NULL;
+	o->blocks = blocks ? malloc(blocks * sizeof(*o->blocks)) : NULL;
+	o->bloom = bloom ? malloc(bloom) : NULL;
+	assert_true((!out || o->out) && (!blocks || o->blocks) && (!bloom || o->bloom));
+	if (out)
+		memset(o->out, 0x3C, out);
+	if (blocks)
+		memset(o->blocks, 0x5A, blocks * sizeof(*o->blocks));
+	if (bloom)
+		memset(o->bloom, 0xA5, bloom);
+	j->out = o->out;
+	j->out_cap = out;
+	j->blocks = o->blocks;
+	j->blocks_cap = blocks;
+	j->bloom = o->bloom;
+	j->bloom_cap = bloom;
+}
+
+void tout_free(struct tout *o)
+{
+	free(o->out);
+	free(o->blocks);
+	free(o->bloom);
+	memset(o, 0, sizeof(*o));
+}
+
+int merge_vs(struct sl_accel *dev, struct sl_accel *ref, const struct sl_accel_merge_job *job,
+	     size_t out, size_t blocks, size_t bloom, struct sl_accel_merge_job *res)
+{
+	struct sl_accel_merge_job a = *job, b = *job;
+	struct tout oa, ob;
+	tout_alloc(&oa, &a, out, blocks, bloom);
+	tout_alloc(&ob, &b, out, blocks, bloom);
+	/* Out values start as junk: both must write the same ones. */
+	size_t from = offsetof(struct sl_accel_merge_job, out_len);
+	memset((uint8_t *)&a + from, 0x77, sizeof(a) - from);
+	memset((uint8_t *)&b + from, 0x77, sizeof(b) - from);
+	int ra = sl__accel_merge(dev, &a), rb = sl__accel_merge(ref, &b);
+	assert_int_equal(ra, rb);
+	assert_int_equal(a.out_len, b.out_len);
+	assert_int_equal(a.n_blocks, b.n_blocks);
+	assert_int_equal(a.bloom_len, b.bloom_len);
+	assert_int_equal(a.bloom_probes, b.bloom_probes);
+	assert_int_equal(a.entries_in, b.entries_in);
+	assert_int_equal(a.entries_out, b.entries_out);
+	assert_int_equal(a.dropped_older, b.dropped_older);
+	assert_int_equal(a.dropped_tombstones, b.dropped_tombstones);
+	assert_int_equal(a.smallest_len, b.smallest_len);
+	assert_int_equal(a.need_out, b.need_out);
+	assert_int_equal(a.need_blocks, b.need_blocks);
+	assert_int_equal(a.need_bloom, b.need_bloom);
+	assert_int_equal(a.bad_run, b.bad_run);
+	assert_int_equal(a.bad_block, b.bad_block);
+	assert_memory_equal((uint8_t *)&a + from, (uint8_t *)&b + from, sizeof(a) - from);
+	if (ra == 0) {
+		if (a.out_len)
+			assert_memory_equal(a.out, b.out, a.out_len);
+		if (a.n_blocks)
+			assert_memory_equal(a.blocks, b.blocks, a.n_blocks * sizeof(*a.blocks));
+		assert_memory_equal(a.bloom, b.bloom, a.bloom_len);
+	}
+	if (res)
+		*res = a;
+	tout_free(&oa);
+	tout_free(&ob);
+	return ra;
+}
+
+void merge_vs_grow(struct sl_accel *dev, struct sl_accel *ref, const struct sl_accel_merge_job *job,
+		   size_t out, size_t blocks, size_t bloom)
+{
+	struct sl_accel_merge_job r;
+	int st = merge_vs(dev, ref, job, out, blocks, bloom, &r);
+	if (st != -ENOSPC) {
+		assert_int_equal(st, 0);
+		return;
+	}
+	size_t need[3] = { r.need_out, r.need_blocks, r.need_bloom };
+	int which = (int)(rnd() % 3);
+	if (need[which]) {
+		size_t s[3] = { need[0], need[1], need[2] };
+		s[which]--;
+		assert_int_equal(merge_vs(dev, ref, job, s[0], s[1], s[2], NULL), -ENOSPC);
+	}
+	assert_int_equal(merge_vs(dev, ref, job, need[0], need[1], need[2], NULL), 0);
 }

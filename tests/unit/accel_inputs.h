@@ -66,4 +66,26 @@ extern const uint32_t block_sizes[6];
 /* A bound: a universe key, a key just above one, or a prefix of one (below it). */
 void pick_bound(const struct tent *u, size_t un, uint8_t *k, size_t *klen);
 
+/* One job's output buffers, of the given capacities, filled with junk (the same on both sides
+ * of a comparison), and set in j. */
+struct tout {
+	uint8_t *out;
+	struct sl_accel_block *blocks;
+	uint8_t *bloom;
+};
+void tout_alloc(struct tout *o, struct sl_accel_merge_job *j, size_t out, size_t blocks,
+		size_t bloom);
+void tout_free(struct tout *o);
+
+/* job (its inputs and parameters) on dev and on ref with output buffers of the given sizes: the
+ * same return, the same out values (junk neither writes stays equal junk), and on success the
+ * same output bytes, descriptors and filter. Returns the status; *res (may be NULL) gets dev's
+ * out values. */
+int merge_vs(struct sl_accel *dev, struct sl_accel *ref, const struct sl_accel_merge_job *job,
+	     size_t out, size_t blocks, size_t bloom, struct sl_accel_merge_job *res);
+/* merge_vs with buffers as given; on -ENOSPC again with one need short by one (-ENOSPC, the
+ * same needs) and then exactly the needs (success). */
+void merge_vs_grow(struct sl_accel *dev, struct sl_accel *ref, const struct sl_accel_merge_job *job,
+		   size_t out, size_t blocks, size_t bloom);
+
 #endif

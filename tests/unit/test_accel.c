@@ -322,36 +322,8 @@ static void check_output(const struct sl_accel_merge_job *j, const struct expect
 	free(h);
 }
 
-/* Output buffers of exactly the given sizes (heap, so ASan sees a write past them). */
-struct tout {
-	uint8_t *out;
-	struct sl_accel_block *blocks;
-	uint8_t *bloom;
-};
-
-static void tout_alloc(struct tout *o, struct sl_accel_merge_job *j, size_t out, size_t blocks,
-		       size_t bloom)
-{
-	o->out = out ? malloc(out) : NULL;
-	o->blocks = blocks ? malloc(blocks * sizeof(*o->blocks)) : NULL;
-	o->bloom = bloom ? malloc(bloom) : NULL;
-	assert_true((!out || o->out) && (!blocks || o->blocks) && (!bloom || o->bloom));
-	if (o->bloom)
-		memset(o->bloom, 0xA5, bloom); /* the job must zero the filter itself */
-	j->out = o->out;
-	j->out_cap = out;
-	j->blocks = o->blocks;
-	j->blocks_cap = blocks;
-	j->bloom = o->bloom;
-	j->bloom_cap = bloom;
-}
-
-static void tout_free(struct tout *o)
-{
-	free(o->out);
-	free(o->blocks);
-	free(o->bloom);
-}
+/* Output buffers: tout_alloc (accel_inputs.c), exactly the given sizes on the heap, so ASan
+ * sees a write past them. */
 
 /* Submit with the buffers as they are; on -ENOSPC the needs must be exact: buffers one short
  * of any need fail again with the same needs, buffers of exactly the needs succeed. */

@@ -317,109 +317,18 @@ static void test_bloom_probe_vs_cpu(void **state)
 /* ---- Merge inputs (as in test_accel.c: random runs encoded by the codec) -----------------------
  */
 
-/* ---- The merge job, opencl and cpu side by side ------------------------------------------------
- */
+/* ---- The merge job, opencl and cpu side by side (accel_inputs.c) ------------------------------ */
 
-/* One job's output buffers, of the given capacities, filled with the same junk on both sides. */
-struct tout {
-	uint8_t *out;
-	struct sl_accel_block *blocks;
-	uint8_t *bloom;
-};
-
-static void tout_alloc(struct tout *o, struct sl_accel_merge_job *j, size_t out, size_t blocks,
-		       size_t bloom)
-{
-	o->out = out ? malloc(out) : NULL;
-	o->blocks = blocks ? malloc(blocks * sizeof(*o->blocks)) : NULL;
-	o->bloom = bloom ? malloc(bloom) : NULL;
-	assert_true((!out || o->out) && (!blocks || o->blocks) && (!bloom || o->bloom));
-	if (out)
-		memset(o->out, 0x3C, out);
-	if (blocks)
-		memset(o->blocks, 0x5A, blocks * sizeof(*o->blocks));
-	if (bloom)
-		memset(o->bloom, 0xA5, bloom);
-	j->out = o->out;
-	j->out_cap = out;
-	j->blocks = o->blocks;
-	j->blocks_cap = blocks;
-	j->bloom = o->bloom;
-	j->bloom_cap = bloom;
-}
-
-static void tout_free(struct tout *o)
-{
-	free(o->out);
-	free(o->blocks);
-	free(o->bloom);
-	memset(o, 0, sizeof(*o));
-}
-
-/* Run job (its inputs and parameters) on both backends with buffers of the given sizes: the
- * same return, the same out values (junk where neither writes stays equal junk), and on success
- * the same output bytes, descriptors and filter. Returns the status. */
 static int merge_both(const struct sl_accel_merge_job *job, size_t out, size_t blocks, size_t bloom,
 		      struct sl_accel_merge_job *res)
 {
-	struct sl_accel_merge_job a = *job, b = *job;
-	struct tout oa, ob;
-	tout_alloc(&oa, &a, out, blocks, bloom);
-	tout_alloc(&ob, &b, out, blocks, bloom);
-	/* Out values start as junk: both must write the same ones. */
-	size_t from = offsetof(struct sl_accel_merge_job, out_len);
-	memset((uint8_t *)&a + from, 0x77, sizeof(a) - from);
-	memset((uint8_t *)&b + from, 0x77, sizeof(b) - from);
-	int ra = sl__accel_merge(ocl, &a), rb = sl__accel_merge(cpu, &b);
-	assert_int_equal(ra, rb);
-	assert_int_equal(a.out_len, b.out_len);
-	assert_int_equal(a.n_blocks, b.n_blocks);
-	assert_int_equal(a.bloom_len, b.bloom_len);
-	assert_int_equal(a.bloom_probes, b.bloom_probes);
-	assert_int_equal(a.entries_in, b.entries_in);
-	assert_int_equal(a.entries_out, b.entries_out);
-	assert_int_equal(a.dropped_older, b.dropped_older);
-	assert_int_equal(a.dropped_tombstones, b.dropped_tombstones);
-	assert_int_equal(a.smallest_len, b.smallest_len);
-	assert_int_equal(a.need_out, b.need_out);
-	assert_int_equal(a.need_blocks, b.need_blocks);
-	assert_int_equal(a.need_bloom, b.need_bloom);
-	assert_int_equal(a.bad_run, b.bad_run);
-	assert_int_equal(a.bad_block, b.bad_block);
-	assert_memory_equal((uint8_t *)&a + from, (uint8_t *)&b + from, sizeof(a) - from);
-	if (ra == 0) {
-		if (a.out_len)
-			assert_memory_equal(a.out, b.out, a.out_len);
-		if (a.n_blocks)
-			assert_memory_equal(a.blocks, b.blocks, a.n_blocks * sizeof(*a.blocks));
-		assert_memory_equal(a.bloom, b.bloom, a.bloom_len);
-	}
-	if (res)
-		*res = a;
-	tout_free(&oa);
-	tout_free(&ob);
-	return ra;
+	return merge_vs(ocl, cpu, job, out, blocks, bloom, res);
 }
 
-/* Both sides with buffers as given; on -ENOSPC again with buffers one short of a need (the same
- * needs again) and then exactly the needs (success). */
 static void merge_both_grow(const struct sl_accel_merge_job *job, size_t out, size_t blocks,
 			    size_t bloom)
 {
-	struct sl_accel_merge_job r;
-	int st = merge_both(job, out, blocks, bloom, &r);
-	if (st != -ENOSPC) {
-		assert_int_equal(st, 0);
-		return;
-	}
-	size_t need[3] = { r.need_out, r.need_blocks, r.need_bloom };
-	int which = (int)(rnd() % 3);
-	if (need[which]) {
-		size_t s[3] = { need[0], need[1], need[2] };
-		s[which]--;
-		assert_int_equal(merge_both(job, s[0], s[1], s[2], NULL), -ENOSPC);
-	}
-	assert_int_equal(merge_both(job, need[0], need[1], need[2], NULL), 0);
+	merge_vs_grow(ocl, cpu, job, out, blocks, bloom);
 }
 
 static void merge_random_round(int round)

@@ -525,110 +525,18 @@ static void test_bloom_probe_vs_cpu(void **state)
 	}
 }
 
-/* ---- Merge inputs: random runs encoded by the codec --------------------------------------------
- */
+/* ---- The merge job, xrt and cpu side by side (accel_inputs.c) --------------------------------- */
 
-/* ---- The merge job, xrt and cpu side by side ----------------------------------------------------
- */
-
-struct tout {
-	uint8_t *out;
-	struct sl_accel_block *blocks;
-	uint8_t *bloom;
-};
-
-static void tout_alloc(struct tout *o, struct sl_accel_merge_job *j, size_t out, size_t blocks,
-		       size_t bloom)
-{
-	o->out = out ? malloc(out) : NULL;
-	o->blocks = blocks ? malloc(blocks * sizeof(*o->blocks)) : NULL;
-	o->bloom = bloom ? malloc(bloom) : NULL;
-	assert_true((!out || o->out) && (!blocks || o->blocks) && (!bloom || o->bloom));
-	if (out)
-		memset(o->out, 0x3C, out);
-	if (blocks)
-		memset(o->blocks, 0x5A, blocks * sizeof(*o->blocks));
-	if (bloom)
-		memset(o->bloom, 0xA5, bloom);
-	j->out = o->out;
-	j->out_cap = out;
-	j->blocks = o->blocks;
-	j->blocks_cap = blocks;
-	j->bloom = o->bloom;
-	j->bloom_cap = bloom;
-}
-
-static void tout_free(struct tout *o)
-{
-	free(o->out);
-	free(o->blocks);
-	free(o->bloom);
-	memset(o, 0, sizeof(*o));
-}
-
-/* The job on both backends with buffers of the given sizes: the same return, the same out
- * values (junk neither writes stays equal junk), and on success the same output bytes,
- * descriptors and filter. Returns the status; *res (may be NULL) gets xrt's out values. */
 static int merge_both(const struct sl_accel_merge_job *job, size_t out, size_t blocks, size_t bloom,
 		      struct sl_accel_merge_job *res)
 {
-	struct sl_accel_merge_job a = *job, b = *job;
-	struct tout oa, ob;
-	tout_alloc(&oa, &a, out, blocks, bloom);
-	tout_alloc(&ob, &b, out, blocks, bloom);
-	size_t from = offsetof(struct sl_accel_merge_job, out_len);
-	memset((uint8_t *)&a + from, 0x77, sizeof(a) - from);
-	memset((uint8_t *)&b + from, 0x77, sizeof(b) - from);
-	int ra = sl__accel_merge(xa, &a), rb = sl__accel_merge(cpu, &b);
-	assert_int_equal(ra, rb);
-	assert_int_equal(a.out_len, b.out_len);
-	assert_int_equal(a.n_blocks, b.n_blocks);
-	assert_int_equal(a.bloom_len, b.bloom_len);
-	assert_int_equal(a.bloom_probes, b.bloom_probes);
-	assert_int_equal(a.entries_in, b.entries_in);
-	assert_int_equal(a.entries_out, b.entries_out);
-	assert_int_equal(a.dropped_older, b.dropped_older);
-	assert_int_equal(a.dropped_tombstones, b.dropped_tombstones);
-	assert_int_equal(a.smallest_len, b.smallest_len);
-	assert_int_equal(a.need_out, b.need_out);
-	assert_int_equal(a.need_blocks, b.need_blocks);
-	assert_int_equal(a.need_bloom, b.need_bloom);
-	assert_int_equal(a.bad_run, b.bad_run);
-	assert_int_equal(a.bad_block, b.bad_block);
-	assert_memory_equal((uint8_t *)&a + from, (uint8_t *)&b + from, sizeof(a) - from);
-	if (ra == 0) {
-		if (a.out_len)
-			assert_memory_equal(a.out, b.out, a.out_len);
-		if (a.n_blocks)
-			assert_memory_equal(a.blocks, b.blocks, a.n_blocks * sizeof(*a.blocks));
-		assert_memory_equal(a.bloom, b.bloom, a.bloom_len);
-	}
-	if (res)
-		*res = a;
-	tout_free(&oa);
-	tout_free(&ob);
-	return ra;
+	return merge_vs(xa, cpu, job, out, blocks, bloom, res);
 }
 
-/* Both sides with buffers as given; on -ENOSPC again with one need short by one (the same
- * needs again) and then exactly the needs (success). */
 static void merge_both_grow(const struct sl_accel_merge_job *job, size_t out, size_t blocks,
 			    size_t bloom)
 {
-	struct sl_accel_merge_job r;
-	int st = merge_both(job, out, blocks, bloom, &r);
-	if (st != -ENOSPC) {
-		assert_int_equal(st, 0);
-		return;
-	}
-	size_t need[3] = { r.need_out, r.need_blocks, r.need_bloom };
-	int which = (int)(rnd() % 3);
-	if (need[which]) {
-		size_t s[3] = { need[0], need[1], need[2] };
-		s[which]--;
-		assert_int_equal(merge_both(job, s[0], s[1], s[2], NULL), -ENOSPC);
-	}
-	assert_int_equal(merge_both(job, need[0], need[1], need[2], NULL), 0);
+	merge_vs_grow(xa, cpu, job, out, blocks, bloom);
 }
 
 static void merge_random_round(int round)
@@ -936,26 +844,101 @@ static void count_done(struct sl_accel_req *req, void *arg)
 	(*(int *)arg)++;
 }
 
-/* xrt has no queue of its own: the seam runs a request at submit and completes it at poll. */
+/* Submit until accepted: -EAGAIN (queue full) means poll, then submit again. */
+static int submit_retry(struct sl_accel_req *q, int *got)
+{
+	int r;
+	while ((r = sl__accel_submit(xa, q)) == -EAGAIN)
+		*got += sl__accel_poll(xa, 1000000);
+	return r;
+}
+
+/* xrt's own queue: worker threads run the requests on lanes while the caller goes on; every
+ * result as cpu makes it, each callback once, a bad request completed with -EINVAL. */
 static void test_submit_poll(void **state)
 {
 	(void)state;
+	enum { M = 6 };
+	struct trun runs[M][3];
+	struct sl_accel_run ar[M][3];
+	struct sl_accel_merge_job j[M], want[M];
+	struct tout o[M], wo[M];
+	memset(runs, 0, sizeof(runs));
+	int calls[M + 5] = { 0 }, got = 0;
+	struct sl_accel_req m[M];
+	for (int i = 0; i < M; i++) {
+		size_t un = 500 + rnd() % 500;
+		struct tent *u = universe(&un);
+		for (int r = 0; r < 3; r++) {
+			make_run(&runs[i][r], u, un, 2, 0);
+			trun_encode(&runs[i][r], cpu, 512, 16);
+		}
+		free(u);
+		memset(&j[i], 0, sizeof(j[i]));
+		job_runs(&j[i], ar[i], runs[i], 3);
+		j[i].flags = i % 2 ? SL_ACCEL_MERGE_DROP_TOMBSTONES : 0;
+		want[i] = j[i];
+		tout_alloc(&o[i], &j[i], 1 << 20, 4000, 1 << 14);
+		tout_alloc(&wo[i], &want[i], 1 << 20, 4000, 1 << 14);
+		assert_int_equal(sl__accel_merge(cpu, &want[i]), 0);
+		m[i] = (struct sl_accel_req){
+			.op = SL_ACCEL_OP_MERGE, .u.merge = &j[i], .done = count_done, .arg = &calls[i]
+		};
+		assert_int_equal(submit_retry(&m[i], &got), 0);
+	}
 	uint8_t data[5000];
 	for (size_t i = 0; i < sizeof(data); i++)
 		data[i] = (uint8_t)rnd();
 	struct sl_accel_buf bufs[3] = { { data, 5000 }, { data + 1, 0 }, { data + 7, 999 } };
-	uint32_t crc[3], want[3];
-	int calls = 0;
-	struct sl_accel_req q = { .op = SL_ACCEL_OP_CRC32C,
-				  .u.crc = { bufs, 3, crc },
-				  .done = count_done,
-				  .arg = &calls };
-	assert_int_equal(sl__accel_submit(xa, &q), 0);
-	assert_int_equal(sl__accel_poll(xa, 1000000000), 1);
-	assert_int_equal(calls, 1);
-	assert_int_equal(q.status, 0);
-	assert_int_equal(sl__accel_crc32c_batch(cpu, bufs, 3, want), 0);
-	assert_memory_equal(crc, want, sizeof(crc));
+	uint32_t crc[3], crc_want[3];
+	uint64_t h[500];
+	for (int i = 0; i < 500; i++)
+		h[i] = rnd();
+	uint8_t f[1024] = { 0 }, fw[1024] = { 0 }, hit[500], hit_want[500];
+	assert_int_equal(sl__accel_bloom_build(cpu, h, 250, 6, fw, sizeof(fw)), 0);
+	struct sl_accel_filter filt = { fw, sizeof(fw), 6 };
+	struct sl_accel_req more[5] = {
+		{ .op = SL_ACCEL_OP_CRC32C, .u.crc = { bufs, 3, crc } },
+		{ .op = SL_ACCEL_OP_CRC32C, .u.crc = { bufs, 0, crc } },
+		{ .op = 99 },
+		{ .op = SL_ACCEL_OP_BLOOM_BUILD, .u.build = { h, 250, 6, f, sizeof(f) } },
+		{ .op = SL_ACCEL_OP_BLOOM_PROBE, .u.probe = { &filt, 1, NULL, h, 500, hit } },
+	};
+	for (int i = 0; i < 5; i++) {
+		more[i].done = count_done;
+		more[i].arg = &calls[M + i];
+		assert_int_equal(submit_retry(&more[i], &got), 0);
+	}
+	for (int spins = 0; got < M + 5 && spins < 1000; spins++)
+		got += sl__accel_poll(xa, 5000000000ll);
+	assert_int_equal(got, M + 5);
+	assert_int_equal(sl__accel_poll(xa, 0), 0);
+	for (int i = 0; i < M + 5; i++)
+		assert_int_equal(calls[i], 1);
+	for (int i = 0; i < M; i++) {
+		assert_int_equal(m[i].status, 0);
+		assert_true(m[i].device_ns > 0);
+		assert_int_equal(j[i].out_len, want[i].out_len);
+		assert_int_equal(j[i].n_blocks, want[i].n_blocks);
+		assert_int_equal(j[i].entries_out, want[i].entries_out);
+		assert_memory_equal(j[i].out, want[i].out, want[i].out_len);
+		assert_memory_equal(j[i].blocks, want[i].blocks,
+				    want[i].n_blocks * sizeof(*j[i].blocks));
+		assert_memory_equal(j[i].bloom, want[i].bloom, want[i].bloom_len);
+		tout_free(&o[i]);
+		tout_free(&wo[i]);
+		truns_free(runs[i], 3);
+	}
+	assert_int_equal(more[0].status, 0);
+	assert_int_equal(sl__accel_crc32c_batch(cpu, bufs, 3, crc_want), 0);
+	assert_memory_equal(crc, crc_want, sizeof(crc));
+	assert_int_equal(more[1].status, 0);
+	assert_int_equal(more[2].status, -EINVAL);
+	assert_int_equal(more[3].status, 0);
+	assert_memory_equal(f, fw, sizeof(f));
+	assert_int_equal(more[4].status, 0);
+	assert_int_equal(sl__accel_bloom_probe(cpu, &filt, 1, NULL, h, 500, hit_want), 0);
+	assert_memory_equal(hit, hit_want, sizeof(hit));
 }
 
 struct worker {
