@@ -1,10 +1,10 @@
 /* fw_merge.c - the fused compaction merge engine (contract in fw_merge.h and accel.h): a loser
  * tree over one cursor per run, each walking its blocks with the block codec (block.c), the
- * output cut and encoded by the same codec, the filter laid out by bloom.c. It is the algorithm
- * of the cpu backend (host/src/accel_cpu.c), step for step, so that every count, need and error
- * location comes out the same; what differs is where memory comes from: every byte of state is
- * carved from the caller's scratch, and when the scratch has no room for every output key's hash
- * the filter is built afterwards from the output blocks themselves. Freestanding.
+ * output cut and encoded by the same codec, the filter laid out by bloom.c. The one merge of
+ * Sluice: the device firmware runs it (fw_cmd.c), and so do the cpu backend (accel_cpu.c) and
+ * the XRT shim on the host. Every byte of state is carved from the caller's scratch, and when the
+ * scratch has no room for every output key's hash the filter is built afterwards from the
+ * output blocks themselves. Freestanding.
  */
 #include <stddef.h>
 #include <stdint.h>
