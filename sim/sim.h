@@ -38,11 +38,19 @@ struct sim_profile {
 	uint64_t card_mem_mb;	 /* the real card's memory (informational) */
 	uint64_t mem_bytes;	 /* device memory the model backs (host address space) */
 	uint32_t ring;		 /* entries per ring, submission and completion */
+	uint64_t timeout_ns;	 /* the driver's watchdog: a command not complete by then is
+				    presumed hung and the device reset */
+	uint32_t fault;		 /* enum sim_fault injected at open (tests, demos) */
+	uint64_t fault_after;	 /* ... at this command */
+	uint32_t fault_opcode;	 /* 0: any command counts; else only this FW_OP_ */
 };
 
 /* Fill *out from a spec: "fpga" (the default, also for NULL or ""), "gpu", optionally followed
- * by ",ring=N" (1..4096, default 64) and ",mem_mb=N" (1..1048576, default 1024). 0, or
- * -EINVAL with a one-line reason in why (may be NULL). */
+ * by ",ring=N" (1..4096, default 64), ",mem_mb=N" (1..1048576, default 1024), ",timeout_ms=N"
+ * (1..3600000, default 30000) and ",fault=hang@N" or ",fault=lost@N" (the N-th command from
+ * open, counting from 0, hangs or loses the device: sim_inject), or ",fault=hang@merge" /
+ * ",fault=lost@merge" (the first merge command does). 0, or -EINVAL with a one-line reason in
+ * why (may be NULL). */
 int sim_profile_parse(const char *spec, struct sim_profile *out, char *why, size_t why_cap);
 
 /* One line of the parameters, for sl_accel_info.detail. */
@@ -82,8 +90,9 @@ int sim_mem_alloc(struct sim_dev *d, uint64_t size, uint32_t *handle);
  * queued command names. */
 int sim_mem_free(struct sim_dev *d, uint32_t handle);
 
-/* Copies between host memory and a buffer: 0 and *ns (modelled time, may be NULL), or -EINVAL
- * for a dead handle or a range [off, off + len) outside the buffer (nothing copied). */
+/* Copies between host memory and a buffer: 0 and *ns (modelled time, may be NULL), -EINVAL
+ * for a dead handle or a range [off, off + len) outside the buffer (nothing copied), or
+ * -ENODEV once the device is lost. */
 int sim_dma_to_dev(struct sim_dev *d, uint32_t handle, uint64_t off, const void *src, uint64_t len,
 		   uint64_t *ns);
 int sim_dma_from_dev(struct sim_dev *d, uint32_t handle, uint64_t off, void *dst, uint64_t len,
@@ -97,8 +106,9 @@ struct sim_sg {
 int sim_dma_to_dev_sg(struct sim_dev *d, uint32_t handle, uint64_t off, const struct sim_sg *sg,
 		      size_t n, uint64_t *ns);
 
-/* The submission ring: write a descriptor into the next free entry (0, or -EAGAIN when the
- * ring holds ring commands not yet taken off the completion ring), then ring the doorbell to
+/* The submission ring: write a descriptor into the next free entry (0, -EAGAIN when the ring
+ * holds ring commands not yet taken off the completion ring, -ENODEV once the device is
+ * lost), then ring the doorbell to
  * hand every written entry to the device. */
 int sim_sq_write(struct sim_dev *d, const struct fw_desc *desc);
 void sim_doorbell(struct sim_dev *d);
@@ -128,6 +138,22 @@ struct sim_stats {
 	uint64_t mem_used, mem_peak;   /* device memory held by buffers, guards included */
 };
 void sim_stats(struct sim_dev *d, struct sim_stats *out);
+
+/* Faults, as a card shows them. SIM_FAULT_HANG: the after-th command taken from now (0: the
+ * next) never completes and the device takes nothing more until sim_reset (a hung kernel).
+ * SIM_FAULT_LOST: at that command the device falls off the bus: no completion for it or any
+ * later one, and copies, ring writes and resets fail with -ENODEV from then on. */
+enum sim_fault { SIM_FAULT_NONE, SIM_FAULT_HANG, SIM_FAULT_LOST };
+void sim_inject(struct sim_dev *d, enum sim_fault f, uint64_t after);
+/* The same, counting only commands with this opcode (FW_OP_*). */
+void sim_inject_op(struct sim_dev *d, enum sim_fault f, uint32_t opcode, uint64_t after);
+/* Reset the device (what a driver's watchdog does): commands the firmware is running finish
+ * and post first; then every command on the rings without a completion is dropped (none will
+ * come; its ring entry is free again) and a hang is cleared; buffers and completions already
+ * posted stay. 0, or -ENODEV for a lost device. */
+int sim_reset(struct sim_dev *d);
+/* 1 once the device is lost. */
+int sim_lost(const struct sim_dev *d);
 
 /* For tests: while held (nonzero), every device thread in the process stops taking commands
  * off its submission ring, so a test can fill a ring deterministically. */

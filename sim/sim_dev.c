@@ -57,6 +57,16 @@ struct sim_dev {
 	 * the rings hold between them, never more than ring, so the completion ring never
 	 * overflows. */
 	uint64_t sq_written, sq_rung, sq_taken, cq_posted, cq_popped;
+	/* Commands a reset dropped: they will never have a completion, so the rings' fill is
+	 * sq_written - dropped - cq_popped. */
+	uint64_t dropped;
+	/* Fault injection (sim_inject): fault happens when fault_at commands have been taken. */
+	enum sim_fault fault;
+	uint64_t fault_at;     /* commands taken (fault_op 0) or of fault_op taken, at the fault */
+	uint32_t fault_op;
+	uint64_t op_taken;     /* commands of fault_op taken */
+	int hung, lost; /* lost: read without mu by the copies (atomics) */
+	uint64_t running; /* taken and in the firmware now: they will complete */
 	int stop;
 	int sleeping; /* the device thread waits on doorbell: ringing must signal it */
 	void (*irq)(void *);
@@ -171,8 +181,15 @@ int sim_mem_free(struct sim_dev *d, uint32_t h)
 }
 
 /* Where [off, off + len) of buffer h lies, or -EINVAL. */
+int sim_lost(const struct sim_dev *d)
+{
+	return __atomic_load_n(&d->lost, __ATOMIC_ACQUIRE);
+}
+
 static int span(struct sim_dev *d, uint32_t h, uint64_t off, uint64_t len, uint8_t **p)
 {
+	if (sim_lost(d))
+		return -ENODEV;
 	pthread_mutex_lock(&d->mem_mu);
 	struct fw_buffer *b = live(d, h);
 	int ok = b && off <= b->size && len <= b->size - off;
@@ -195,8 +212,9 @@ int sim_dma_to_dev(struct sim_dev *d, uint32_t h, uint64_t off, const void *src,
 		   uint64_t *ns)
 {
 	uint8_t *p;
-	if (span(d, h, off, len, &p))
-		return -EINVAL;
+	int r = span(d, h, off, len, &p);
+	if (r)
+		return r;
 	if (len)
 		memcpy(p, src, len);
 	dma_done(d, SIM_H2D, len, ns);
@@ -213,8 +231,9 @@ int sim_dma_to_dev_sg(struct sim_dev *d, uint32_t h, uint64_t off, const struct 
 			return -EINVAL;
 		total += sg[i].len;
 	}
-	if (span(d, h, off, total, &p))
-		return -EINVAL;
+	int r = span(d, h, off, total, &p);
+	if (r)
+		return r;
 	for (size_t i = 0; i < n; i++) {
 		if (sg[i].len)
 			memcpy(p, sg[i].p, sg[i].len);
@@ -228,8 +247,9 @@ int sim_dma_from_dev(struct sim_dev *d, uint32_t h, uint64_t off, void *dst, uin
 		     uint64_t *ns)
 {
 	uint8_t *p;
-	if (span(d, h, off, len, &p))
-		return -EINVAL;
+	int r = span(d, h, off, len, &p);
+	if (r)
+		return r;
 	if (len)
 		memcpy(dst, p, len);
 	dma_done(d, SIM_D2H, len, ns);
@@ -241,7 +261,11 @@ int sim_dma_from_dev(struct sim_dev *d, uint32_t h, uint64_t off, void *dst, uin
 int sim_sq_write(struct sim_dev *d, const struct fw_desc *desc)
 {
 	pthread_mutex_lock(&d->mu);
-	if (d->sq_written - d->cq_popped >= d->prof.ring) {
+	if (d->lost) {
+		pthread_mutex_unlock(&d->mu);
+		return -ENODEV;
+	}
+	if (d->sq_written - d->dropped - d->cq_popped >= d->prof.ring) {
 		pthread_mutex_unlock(&d->mu);
 		return -EAGAIN;
 	}
@@ -317,9 +341,22 @@ static int held(const struct sim_dev *d)
  * 0 when nothing was rung in. */
 static int run_one(struct sim_dev *d)
 {
-	if (d->sq_taken == d->sq_rung)
+	if (d->sq_taken == d->sq_rung || d->hung || d->lost)
 		return 0;
 	struct fw_desc desc = d->sq[d->sq_taken++ % d->prof.ring];
+	int counts = d->fault_op && desc.opcode == d->fault_op;
+	d->op_taken += counts;
+	if (d->fault != SIM_FAULT_NONE &&
+	    (d->fault_op ? counts && d->op_taken > d->fault_at : d->sq_taken > d->fault_at)) {
+		/* This command is the one the fault hits: it is taken and never completes. */
+		if (d->fault == SIM_FAULT_HANG)
+			d->hung = 1;
+		else
+			__atomic_store_n(&d->lost, 1, __ATOMIC_RELEASE);
+		d->fault = SIM_FAULT_NONE;
+		return 0;
+	}
+	d->running++;
 	pthread_mutex_unlock(&d->mu);
 
 	struct fw_completion c;
@@ -330,6 +367,7 @@ static int run_one(struct sim_dev *d)
 	add(&d->busy_ns, c.device_ns);
 
 	pthread_mutex_lock(&d->mu);
+	d->running--;
 	d->cq[d->cq_posted++ % d->prof.ring] = c;
 	pthread_cond_broadcast(&d->posted);
 	void (*irq)(void *) = d->irq;
@@ -379,6 +417,38 @@ void sim_doorbell_polled(struct sim_dev *d)
 			;
 	}
 	pthread_mutex_unlock(&d->mu);
+}
+
+void sim_inject(struct sim_dev *d, enum sim_fault f, uint64_t after)
+{
+	sim_inject_op(d, f, 0, after);
+}
+
+void sim_inject_op(struct sim_dev *d, enum sim_fault f, uint32_t opcode, uint64_t after)
+{
+	pthread_mutex_lock(&d->mu);
+	d->fault = f;
+	d->fault_op = opcode;
+	d->fault_at = (opcode ? d->op_taken : d->sq_taken) + after;
+	pthread_mutex_unlock(&d->mu);
+}
+
+int sim_reset(struct sim_dev *d)
+{
+	pthread_mutex_lock(&d->mu);
+	/* What the firmware runs now ends first (a reset stops the engines between commands). */
+	while (d->running)
+		pthread_cond_wait(&d->posted, &d->mu);
+	if (d->lost) {
+		pthread_mutex_unlock(&d->mu);
+		return -ENODEV;
+	}
+	/* Everything written without a completion: the hung command and what waits behind it. */
+	d->dropped += d->sq_written - d->dropped - d->cq_posted;
+	d->sq_taken = d->sq_rung = d->sq_written;
+	d->hung = 0;
+	pthread_mutex_unlock(&d->mu);
+	return 0;
 }
 
 /* ---- Lifecycle ------------------------------------------------------------------------------ */
@@ -435,6 +505,9 @@ int sim_open(const struct sim_profile *p, struct sim_dev **out)
 	pthread_cond_init(&d->doorbell, &ca);
 	pthread_cond_init(&d->posted, &ca);
 	pthread_condattr_destroy(&ca);
+	d->fault = (enum sim_fault)p->fault;
+	d->fault_op = p->fault_opcode;
+	d->fault_at = p->fault_after;
 	int r = pthread_create(&d->thread, NULL, device_main, d);
 	if (r) {
 		pthread_cond_destroy(&d->doorbell);

@@ -13,6 +13,8 @@
 
 #define DEFAULT_RING   64
 #define MAX_RING       4096
+#define DEFAULT_TIMEOUT_MS 30000u
+#define MAX_TIMEOUT_MS     3600000u
 #define DEFAULT_MEM_MB 1024
 #define MAX_MEM_MB     (1u << 20)
 
@@ -82,23 +84,38 @@ int sim_profile_parse(const char *spec, struct sim_profile *out, char *why, size
 	*out = *p;
 	out->ring = DEFAULT_RING;
 	out->mem_bytes = (uint64_t)DEFAULT_MEM_MB << 20;
+	out->timeout_ns = (uint64_t)DEFAULT_TIMEOUT_MS * 1000000u;
+	out->fault = SIM_FAULT_NONE;
+	out->fault_after = 0;
+	out->fault_opcode = 0;
 	/* Options: ",key=value" after the name. */
 	for (const char *s = spec + name_len; *s;) {
 		s++; /* the comma */
 		size_t n = strcspn(s, ",");
 		const char *eq = memchr(s, '=', n);
-		uint64_t v;
+		uint64_t v = 0;
 		if (eq && (size_t)(eq - s) == 4 && !strncmp(s, "ring", 4) &&
 		    !number(eq + 1, n - 5, 1, MAX_RING, &v)) {
 			out->ring = (uint32_t)v;
 		} else if (eq && (size_t)(eq - s) == 6 && !strncmp(s, "mem_mb", 6) &&
 			   !number(eq + 1, n - 7, 1, MAX_MEM_MB, &v)) {
 			out->mem_bytes = v << 20;
+		} else if (eq && (size_t)(eq - s) == 10 && !strncmp(s, "timeout_ms", 10) &&
+			   !number(eq + 1, n - 11, 1, MAX_TIMEOUT_MS, &v)) {
+			out->timeout_ns = v * 1000000u;
+		} else if (eq && (size_t)(eq - s) == 5 && !strncmp(s, "fault", 5) && n > 11 &&
+			   (!strncmp(eq + 1, "hang@", 5) || !strncmp(eq + 1, "lost@", 5)) &&
+			   ((n == 16 && !strncmp(eq + 6, "merge", 5)) ||
+			    !number(eq + 6, n - 11, 0, UINT32_MAX, &v))) {
+			out->fault = eq[1] == 'h' ? SIM_FAULT_HANG : SIM_FAULT_LOST;
+			out->fault_opcode = n == 16 && !strncmp(eq + 6, "merge", 5) ? FW_OP_MERGE : 0;
+			out->fault_after = out->fault_opcode ? 0 : v;
 		} else {
 			if (why && why_cap)
 				snprintf(why, why_cap,
 					 "bad sim profile option in \"%s\" "
-					 "(ring=1..4096, mem_mb=1..1048576)",
+					 "(ring=1..4096, mem_mb=1..1048576, timeout_ms=1..3600000, "
+					 "fault=hang@N|lost@N|hang@merge|lost@merge)",
 					 spec);
 			return -EINVAL;
 		}

@@ -428,6 +428,9 @@ struct sl_stats {
 								 "certainly absent" answers, and
 								 "maybe" answers whose table did
 								 not hold the key */
+	uint64_t accel_fallbacks;    /* accelerator calls a device fault (I/O error, hung kernel,
+					device lost) sent to the cpu backend: same results */
+	uint64_t accel_lost;         /* 1 once the accelerator device is gone (all work on cpu) */
 	char session[11];            /* current MoldUDP64 session, NUL terminated */
 };
 

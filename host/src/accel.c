@@ -129,6 +129,57 @@ int sl__accel_run_req(const struct sl_accel_ops *ops, void *dev, struct sl_accel
 	return r;
 }
 
+/* ---- Device faults -------------------------------------------------------------------------- */
+
+static const char *op_name(int op)
+{
+	switch (op) {
+	case SL_ACCEL_OP_CRC32C:
+		return "crc32c";
+	case SL_ACCEL_OP_BLOOM_BUILD:
+		return "bloom build";
+	case SL_ACCEL_OP_BLOOM_PROBE:
+		return "bloom probe";
+	case SL_ACCEL_OP_MERGE:
+		return "merge";
+	}
+	return "request";
+}
+
+static int said_eio, said_timeout, said_lost;
+
+int sl__accel_fault(const struct sl_accel *ca, struct sl_accel_req *req, int r)
+{
+	struct sl_accel *a = (struct sl_accel *)ca; /* the seam's own counters */
+	if (a->ops == &sl__accel_cpu_ops)
+		return r; /* not a device: nothing to fall back to */
+	int was_lost = __atomic_load_n(&a->lost, __ATOMIC_RELAXED);
+	if (r == -ENODEV && !was_lost) {
+		__atomic_store_n(&a->lost, 1, __ATOMIC_RELAXED);
+		if (!__atomic_exchange_n(&said_lost, 1, __ATOMIC_RELAXED))
+			fprintf(stderr, "sluice: accel: %s device lost (a %s call found it): that "
+				"call and every later one run on cpu\n", a->ops->name, op_name(req->op));
+	} else if (r == -ETIMEDOUT) {
+		if (!__atomic_exchange_n(&said_timeout, 1, __ATOMIC_RELAXED))
+			fprintf(stderr, "sluice: accel: %s %s timed out (device reset); the call ran "
+				"on cpu\n", a->ops->name, op_name(req->op));
+	} else if (r == -EIO) {
+		if (!__atomic_exchange_n(&said_eio, 1, __ATOMIC_RELAXED))
+			fprintf(stderr, "sluice: accel: %s %s failed (I/O error); the call ran on "
+				"cpu\n", a->ops->name, op_name(req->op));
+	}
+	__atomic_fetch_add(&a->fallbacks, 1, __ATOMIC_RELAXED);
+	return sl__accel_run_req(&sl__accel_cpu_ops, NULL, req);
+}
+
+void sl__accel_health(const struct sl_accel *a, struct sl_accel_health *out)
+{
+	out->fallbacks = __atomic_load_n(&a->fallbacks, __ATOMIC_RELAXED);
+	out->lost = __atomic_load_n(&a->lost, __ATOMIC_RELAXED);
+}
+
+/* ---- Asynchronous requests ------------------------------------------------------------------ */
+
 int sl__accel_submit(struct sl_accel *a, struct sl_accel_req *req)
 {
 	req->next = NULL;
@@ -136,7 +187,7 @@ int sl__accel_submit(struct sl_accel *a, struct sl_accel_req *req)
 	pthread_mutex_lock(a->mu);
 	a->inflight++;
 	pthread_mutex_unlock(a->mu);
-	if (a->ops->submit) {
+	if (a->ops->submit && !__atomic_load_n(&a->lost, __ATOMIC_RELAXED)) {
 		int r = a->ops->submit(a->dev, req);
 		if (r < 0) {
 			pthread_mutex_lock(a->mu);
@@ -145,7 +196,10 @@ int sl__accel_submit(struct sl_accel *a, struct sl_accel_req *req)
 		}
 		return r;
 	}
-	sl__accel_run_req(a->ops, a->dev, req);
+	if (__atomic_load_n(&a->lost, __ATOMIC_RELAXED))
+		sl__accel_fault(a, req, -ENODEV);
+	else if (sl__accel_run_req(a->ops, a->dev, req) < 0 && sl__accel_is_fault(req->status))
+		sl__accel_fault(a, req, req->status);
 	pthread_mutex_lock(a->mu);
 	*a->done_tail = req;
 	a->done_tail = &req->next;
@@ -173,6 +227,9 @@ int sl__accel_poll(struct sl_accel *a, int64_t timeout_ns)
 		list = r->next;
 		r->next = NULL;
 		n++;
+		/* A device fault: the request again on cpu before its callback sees it. */
+		if (r->status < 0 && sl__accel_is_fault(r->status) && a->ops != &sl__accel_cpu_ops)
+			sl__accel_fault(a, r, r->status);
 		if (r->done)
 			r->done(r, r->arg);
 	}

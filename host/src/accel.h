@@ -13,6 +13,7 @@
 #ifndef SL_ACCEL_H
 #define SL_ACCEL_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -231,7 +232,25 @@ struct sl_accel {
 	void *mu;
 	struct sl_accel_req *done, **done_tail;
 	uint64_t inflight;
+	/* Device faults (sl__accel_fault): calls run again on cpu, and whether the device is
+	 * lost (then every call goes to cpu at once). Atomics. */
+	uint64_t fallbacks;
+	int lost;
 };
+
+/* A device fault: a backend's -EIO (a device or driver error), -ETIMEDOUT (its watchdog gave
+ * up on a hung command) or -ENODEV (the device is gone). Never from cpu, never for bad
+ * arguments (-EINVAL), a full output (-ENOSPC) or damaged input (SL_ECORRUPT). */
+static inline int sl__accel_is_fault(int r)
+{
+	return r == -EIO || r == -ETIMEDOUT || r == -ENODEV;
+}
+
+struct sl_accel_health {
+	uint64_t fallbacks; /* calls a device fault sent to cpu */
+	int lost;	    /* the device is gone: everything runs on cpu */
+};
+void sl__accel_health(const struct sl_accel *a, struct sl_accel_health *out);
 
 /* The job's out values and return from what the firmware's merge engine (firmware/fw_merge.h)
  * left in res with status: the cpu backend runs that engine on the host, the sim backend reads
@@ -259,16 +278,37 @@ int sl__accel_open_cfg(const char *mode, const struct sl_accel_config *cfg,
 int sl__accel_open(const char *mode, struct sl_accel **out);
 void sl__accel_close(struct sl_accel *a);
 
+/* The request again on cpu after a device fault r (or at once once the device is lost):
+ * counts it, says so on stderr (once per kind of fault), marks the device lost on -ENODEV.
+ * Returns the cpu's status. Thread-safe. */
+int sl__accel_fault(const struct sl_accel *a, struct sl_accel_req *req, int r);
+
+/* The calls: the backend's, and on a device fault the same call on cpu, so a caller sees a
+ * device fault only as time (results are bit-identical whichever runs them). */
 static inline int sl__accel_crc32c_batch(const struct sl_accel *a, const struct sl_accel_buf *bufs,
 					 size_t n, uint32_t *out)
 {
-	return a->ops->crc32c_batch(a->dev, bufs, n, out);
+	int r = __atomic_load_n(&a->lost, __ATOMIC_RELAXED) ? -ENODEV
+							     : a->ops->crc32c_batch(a->dev, bufs, n, out);
+	if (__builtin_expect(r < 0 && sl__accel_is_fault(r), 0)) {
+		struct sl_accel_req q = { .op = SL_ACCEL_OP_CRC32C, .u.crc = { bufs, n, out } };
+		r = sl__accel_fault(a, &q, r);
+	}
+	return r;
 }
 
 static inline int sl__accel_bloom_build(const struct sl_accel *a, const uint64_t *hashes, size_t n,
 					uint32_t k, uint8_t *filter, size_t size)
 {
-	return a->ops->bloom_build(a->dev, hashes, n, k, filter, size);
+	int r = __atomic_load_n(&a->lost, __ATOMIC_RELAXED)
+			? -ENODEV
+			: a->ops->bloom_build(a->dev, hashes, n, k, filter, size);
+	if (__builtin_expect(r < 0 && sl__accel_is_fault(r), 0)) {
+		struct sl_accel_req q = { .op = SL_ACCEL_OP_BLOOM_BUILD,
+					  .u.build = { hashes, n, k, filter, size } };
+		r = sl__accel_fault(a, &q, r);
+	}
+	return r;
 }
 
 static inline int sl__accel_bloom_probe(const struct sl_accel *a,
@@ -276,12 +316,25 @@ static inline int sl__accel_bloom_probe(const struct sl_accel *a,
 					const uint32_t *which, const uint64_t *hashes, size_t n,
 					uint8_t *out)
 {
-	return a->ops->bloom_probe(a->dev, filters, nfilters, which, hashes, n, out);
+	int r = __atomic_load_n(&a->lost, __ATOMIC_RELAXED)
+			? -ENODEV
+			: a->ops->bloom_probe(a->dev, filters, nfilters, which, hashes, n, out);
+	if (__builtin_expect(r < 0 && sl__accel_is_fault(r), 0)) {
+		struct sl_accel_req q = { .op = SL_ACCEL_OP_BLOOM_PROBE,
+					  .u.probe = { filters, nfilters, which, hashes, n, out } };
+		r = sl__accel_fault(a, &q, r);
+	}
+	return r;
 }
 
 static inline int sl__accel_merge(const struct sl_accel *a, struct sl_accel_merge_job *job)
 {
-	return a->ops->merge(a->dev, job);
+	int r = __atomic_load_n(&a->lost, __ATOMIC_RELAXED) ? -ENODEV : a->ops->merge(a->dev, job);
+	if (__builtin_expect(r < 0 && sl__accel_is_fault(r), 0)) {
+		struct sl_accel_req q = { .op = SL_ACCEL_OP_MERGE, .u.merge = job };
+		r = sl__accel_fault(a, &q, r);
+	}
+	return r;
 }
 
 static inline void sl__accel_info(const struct sl_accel *a, struct sl_accel_info *out)
@@ -310,7 +363,7 @@ static inline uint32_t sl__accel_crc32c(const struct sl_accel *a, const void *da
 {
 	struct sl_accel_buf b = { data, len };
 	uint32_t crc = 0;
-	a->ops->crc32c_batch(a->dev, &b, 1, &crc);
+	sl__accel_crc32c_batch(a, &b, 1, &crc);
 	return crc;
 }
 

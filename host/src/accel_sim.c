@@ -43,6 +43,8 @@ struct cmd {
 	struct sl_accel_req *req;
 	int sync;
 	int completed; /* the completion is in cpl (sync commands: the caller finishes) */
+	int failed;    /* the watchdog gave up on it: -ETIMEDOUT or -ENODEV (cpl unset) */
+	uint64_t issued_ns; /* when it went on the ring (the watchdog's clock) */
 	uint64_t tag;
 	struct fw_desc desc;
 	struct fw_completion cpl;
@@ -64,7 +66,16 @@ struct simdrv {
 	struct cmd *done, **done_tail; /* finished asynchronous commands, for poll */
 	uint64_t async_out;	       /* asynchronous requests submitted and not yet polled */
 	uint64_t spurious;	       /* completions whose tag named no command (a device fault) */
+	int recovering;		       /* the watchdog resets the device: nothing new is issued */
+	uint64_t timeouts, resets;     /* commands the watchdog gave up on; resets it made */
 };
+
+static uint64_t now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
 
 static void lock(struct simdrv *v)
 {
@@ -436,7 +447,9 @@ static void finish(struct simdrv *v, struct cmd *c)
 {
 	struct sl_accel_req *q = c->req;
 	int r;
-	if (q->op == SL_ACCEL_OP_MERGE)
+	if (c->failed)
+		r = c->failed;
+	else if (q->op == SL_ACCEL_OP_MERGE)
 		r = merge_finish(v, c);
 	else if (c->cpl.status != FW_OK)
 		r = c->cpl.status == FW_EARG ? -EINVAL : -EIO;
@@ -448,7 +461,7 @@ static void finish(struct simdrv *v, struct cmd *c)
 		r = probe_finish(v, c);
 	release(v, c);
 	q->status = r;
-	q->device_ns = c->h2d_ns + c->cpl.device_ns + c->d2h_ns;
+	q->device_ns = c->failed ? 0 : c->h2d_ns + c->cpl.device_ns + c->d2h_ns;
 }
 
 /* The interrupt handler, where a command completed (the device thread, or a caller in polled
@@ -494,6 +507,8 @@ static void on_irq(void *arg)
 static int issue(struct simdrv *v, struct cmd *c, int wait)
 {
 	int r;
+	if (sim_lost(v->sim))
+		return -ENODEV;
 	lock(v);
 	if (!wait && v->nbusy == v->nslots) {
 		unlock(v);
@@ -524,7 +539,7 @@ static int issue(struct simdrv *v, struct cmd *c, int wait)
 		return r;
 	}
 	lock(v);
-	while (v->nbusy == v->nslots) {
+	while (v->nbusy == v->nslots || v->recovering) {
 		if (!wait) {
 			unlock(v);
 			release(v, c);
@@ -540,6 +555,7 @@ static int issue(struct simdrv *v, struct cmd *c, int wait)
 	c->tag = (uint64_t)++v->gen[idx] << 32 | idx;
 	c->desc.tag = c->tag;
 	c->completed = 0;
+	c->issued_ns = now_ns();
 	/* The ring has room: it never holds more than nslots commands, and a slot is freed only
 	 * once its completion is off the completion ring. */
 	r = sim_sq_write(v->sim, &c->desc);
@@ -561,6 +577,90 @@ static int issue(struct simdrv *v, struct cmd *c, int wait)
 	return 0;
 }
 
+/* ---- The watchdog ---------------------------------------------------------------------------
+ * A command not complete timeout_ns after it went on the ring is presumed hung. The device is
+ * reset (what it runs finishes first, the rest of its rings is dropped), completions it posted
+ * are taken as ever, and every command still on the ring fails: -ETIMEDOUT, or -ENODEV when the
+ * reset finds the device lost (from then on every call is -ENODEV at once). Nothing new is
+ * issued meanwhile. The seam runs failed calls again on the cpu backend (accel.c). */
+
+/* 1 when a command on the ring is overdue; else *next (if any is on the ring) is the earliest
+ * deadline. Under mu. */
+static int overdue_locked(struct simdrv *v, uint64_t now, uint64_t *next)
+{
+	*next = UINT64_MAX;
+	for (uint32_t i = 0; i < v->nslots; i++) {
+		struct cmd *c = v->slots[i];
+		if (!c)
+			continue;
+		uint64_t dl = c->issued_ns + v->prof.timeout_ns;
+		if (dl <= now)
+			return 1;
+		if (dl < *next)
+			*next = dl;
+	}
+	return 0;
+}
+
+static void on_irq(void *arg);
+
+static void recover(struct simdrv *v)
+{
+	lock(v);
+	if (v->recovering) { /* another thread does it: wait for its end */
+		while (v->recovering)
+			pthread_cond_wait(&v->cv, &v->mu);
+		unlock(v);
+		return;
+	}
+	uint64_t next;
+	if (!overdue_locked(v, now_ns(), &next)) { /* it completed meanwhile */
+		unlock(v);
+		return;
+	}
+	v->recovering = 1;
+	unlock(v);
+	int lost = sim_reset(v->sim) == -ENODEV;
+	on_irq(v); /* what completed before the reset */
+	struct cmd *failed = NULL;
+	lock(v);
+	for (uint32_t i = 0; i < v->nslots; i++) {
+		struct cmd *c = v->slots[i];
+		if (!c)
+			continue;
+		v->slots[i] = NULL;
+		v->nbusy--;
+		v->timeouts++;
+		c->failed = lost ? -ENODEV : -ETIMEDOUT;
+		c->completed = 1;
+		if (!c->sync) {
+			c->next = failed;
+			failed = c;
+		}
+	}
+	v->resets++;
+	v->recovering = 0;
+	pthread_cond_broadcast(&v->cv);
+	unlock(v);
+	while (failed) {
+		struct cmd *c = failed;
+		failed = c->next;
+		finish(v, c);
+		lock(v);
+		c->next = NULL;
+		*v->done_tail = c;
+		v->done_tail = &c->next;
+		pthread_cond_broadcast(&v->cv);
+		unlock(v);
+	}
+}
+
+static void abs_time(struct timespec *ts, uint64_t ns)
+{
+	ts->tv_sec = (time_t)(ns / 1000000000u);
+	ts->tv_nsec = (long)(ns % 1000000000u);
+}
+
 static int run_sync(struct simdrv *v, struct sl_accel_req *q)
 {
 	q->device_ns = 0;
@@ -571,8 +671,15 @@ static int run_sync(struct simdrv *v, struct sl_accel_req *q)
 	if ((r = issue(v, &c, 1)) < 0)
 		return q->status = r;
 	lock(v);
-	while (!c.completed)
-		pthread_cond_wait(&v->cv, &v->mu);
+	while (!c.completed) {
+		struct timespec ts;
+		abs_time(&ts, c.issued_ns + v->prof.timeout_ns);
+		if (pthread_cond_timedwait(&v->cv, &v->mu, &ts) == ETIMEDOUT && !c.completed) {
+			unlock(v);
+			recover(v);
+			lock(v);
+		}
+	}
 	unlock(v);
 	finish(v, &c);
 	return q->status;
@@ -675,12 +782,28 @@ static int sim_poll(void *dev, int64_t timeout_ns, struct sl_accel_req **out)
 			ts.tv_nsec -= 1000000000;
 		}
 	}
+	uint64_t until = timeout_ns > 0 ? (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec
+					: 0;
 	lock(v);
-	while (!v->done && v->async_out && timeout_ns) {
-		if (timeout_ns < 0)
-			pthread_cond_wait(&v->cv, &v->mu);
-		else if (pthread_cond_timedwait(&v->cv, &v->mu, &ts) == ETIMEDOUT)
+	for (;;) {
+		uint64_t now = now_ns(), next;
+		if (overdue_locked(v, now, &next)) {
+			unlock(v);
+			recover(v);
+			lock(v);
+			continue;
+		}
+		if (v->done || !v->async_out || !timeout_ns || (timeout_ns > 0 && now >= until))
 			break;
+		/* Sleep to the poll's end or the earliest watchdog deadline, whichever is first. */
+		uint64_t wake = timeout_ns > 0 && until < next ? until : next;
+		if (wake == UINT64_MAX) {
+			pthread_cond_wait(&v->cv, &v->mu);
+		} else {
+			struct timespec w;
+			abs_time(&w, wake);
+			pthread_cond_timedwait(&v->cv, &v->mu, &w);
+		}
 	}
 	struct cmd *list = v->done;
 	v->done = NULL;

@@ -523,7 +523,10 @@ int sl__db_open_os(const struct sl_options *o, const struct sl_os *os, struct sl
 			goto out_free;
 		}
 	}
-	struct sl_accel_config ac = { .binary = o->accel_binary, .device = o->accel_device };
+	/* SLUICE_SIM_PROFILE: the sim backend's profile (sim/README.md), faults included. */
+	struct sl_accel_config ac = { .binary = o->accel_binary,
+				      .device = o->accel_device,
+				      .sim_profile = getenv("SLUICE_SIM_PROFILE") };
 	char why[256];
 	if ((r = sl__accel_open_cfg(o->accel, &ac, &db->accel, why, sizeof(why))) < 0 && why[0])
 		fprintf(stderr, "sluice: db: accelerator \"%s\": %s\n", o->accel ? o->accel : "auto",
@@ -960,6 +963,10 @@ SL_API int sl_db_stats(struct sl_db *db, struct sl_stats *out)
 	out->bloom_probes = ss.bloom_probes;
 	out->bloom_negatives = ss.bloom_negatives;
 	out->bloom_false_positives = ss.bloom_false_positives;
+	struct sl_accel_health ah;
+	sl__accel_health(db->accel, &ah);
+	out->accel_fallbacks = ah.fallbacks;
+	out->accel_lost = (uint64_t)ah.lost;
 	return 0;
 }
 

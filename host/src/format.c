@@ -214,6 +214,8 @@ SL_API int sl_stats_format(const struct sl_stats *s, int flags, char *buf, size_
 		{ "bloom_probes", s->bloom_probes },
 		{ "bloom_negatives", s->bloom_negatives },
 		{ "bloom_false_positives", s->bloom_false_positives },
+		{ "accel_fallbacks", s->accel_fallbacks },
+		{ "accel_lost", s->accel_lost },
 	};
 	/* Bytes written (log + flushed and compacted tables) per byte logged; 0 until this
 	 * process wrote anything. */

@@ -1229,6 +1229,71 @@ static void test_compaction_background_and_full(void **state)
 	rm_rf(tr.path);
 }
 
+/* The store on the sim backend with a device fault injected partway (a kernel hung while the log
+ * writes; the device lost in a compaction's merge job): the accelerator seam runs the failed calls and, once the device is lost, every later
+ * one on cpu; ingest, flushes and a full compaction go on, and the store answers exactly as a
+ * reference on cpu, before and after a restart; the stats count the fallbacks. */
+static void test_accel_device_faults(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *profile;
+		int lost;
+	} faults[] = {
+		{ "fpga,timeout_ms=100,fault=hang@40", 0 },
+		{ "gpu,timeout_ms=100,fault=lost@merge", 1 }, /* in a compaction job */
+	};
+	char *accel_was = getenv("SLUICE_ACCEL") ? strdup(getenv("SLUICE_ACCEL")) : NULL;
+	struct msgs m;
+	gen_msgs(&m, getenv("SL_TEST_QUICK") ? 60000 : 120000, 77);
+	for (size_t f = 0; f < sizeof(faults) / sizeof(faults[0]); f++) {
+		struct tdir t, tr;
+		tdir_new(&t);
+		tdir_new(&tr);
+		setenv("SLUICE_ACCEL", "sim", 1);
+		setenv("SLUICE_SIM_PROFILE", faults[f].profile, 1);
+		struct sl_options o;
+		small_store_options(&o, t.path, 256 * 1024);
+		struct sl_db *db;
+		assert_int_equal(sl_db_open(&o, &db), 0);
+		struct sl_options ro = o;
+		ro.accel = "cpu";
+		struct sl_db *ref = open_reference(&ro, tr.path);
+		append_all(db, &m, 0, m.n);
+		append_all(ref, &m, 0, m.n);
+		assert_int_equal(sl_db_wait_durable(db, m.n, -1), 0);
+		assert_int_equal(sl_db_wait_durable(ref, m.n, -1), 0);
+		struct sl_stats s;
+		wait_flushed(db, m.n, &s);
+		assert_int_equal(sl_db_flush(db), 0);
+		assert_int_equal(sl_db_compact(db), 0);
+		sl_db_stats(db, &s);
+		assert_true(s.accel_fallbacks >= 1);
+		assert_int_equal(s.accel_lost, (uint64_t)faults[f].lost);
+		assert_int_equal(s.compaction_errors, 0);
+		assert_int_equal(s.flush_errors, 0);
+		final_mode = FINAL_GONE;
+		check_same_state(db, ref, &m);
+		check_replay(db, &m, m.n);
+		assert_int_equal(sl_db_close(db), 0);
+		unsetenv("SLUICE_SIM_PROFILE");
+		o.accel = "cpu";
+		assert_int_equal(sl_db_open(&o, &db), 0);
+		check_same_state(db, ref, &m);
+		assert_int_equal(sl_db_close(db), 0);
+		sl_db_close(ref);
+		final_mode = FINAL_ANY;
+		rm_rf(t.path);
+		rm_rf(tr.path);
+	}
+	if (accel_was)
+		setenv("SLUICE_ACCEL", accel_was, 1);
+	else
+		unsetenv("SLUICE_ACCEL");
+	free(accel_was);
+	free_msgs(&m);
+}
+
 /* Event retention by bytes: the oldest event tables go; replay from before the retained history
  * says so; replay from the oldest retained runs to the end with no gap; the state is intact. */
 static void test_event_retention(void **state)
@@ -1307,6 +1372,7 @@ int main(void)
 		cmocka_unit_test(test_scan_and_multiget),
 		cmocka_unit_test(test_compaction_background_and_full),
 		cmocka_unit_test(test_event_retention),
+		cmocka_unit_test(test_accel_device_faults),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

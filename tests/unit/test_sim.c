@@ -1771,6 +1771,215 @@ static void test_model_device_ns(void **state)
 	assert_true(f2 - f1 > 2 * (g2 - g1));
 }
 
+/* ---- Device faults: a hung kernel, a lost device ---------------------------------------------
+ * The profile injects the fault at a given command; the driver's watchdog (timeout_ms) resets
+ * the device; the seam runs the failed calls again on cpu (accel.c), so every result is still
+ * exactly cpu's, and the counters say what happened. */
+
+struct fault_in {
+	uint8_t data[6000];
+	struct sl_accel_buf bufs[4];
+	uint32_t want[4];
+};
+
+static void fault_in_make(struct sl_accel *cpu, struct fault_in *in)
+{
+	fill_rnd(in->data, sizeof(in->data));
+	in->bufs[0] = (struct sl_accel_buf){ in->data, 5000 };
+	in->bufs[1] = (struct sl_accel_buf){ in->data + 1, 0 };
+	in->bufs[2] = (struct sl_accel_buf){ in->data + 3, 999 };
+	in->bufs[3] = (struct sl_accel_buf){ in->data + 17, 4096 };
+	assert_int_equal(sl__accel_crc32c_batch(cpu, in->bufs, 4, in->want), 0);
+}
+
+/* One CRC batch, synchronously: cpu's answer. */
+static void fault_crc(struct sl_accel *a, const struct fault_in *in)
+{
+	uint32_t got[4] = { 0 };
+	assert_int_equal(sl__accel_crc32c_batch(a, in->bufs, 4, got), 0);
+	assert_memory_equal(got, in->want, sizeof(got));
+}
+
+/* One merge, synchronously: cpu's output, byte for byte. */
+static void fault_merge(struct sl_accel *a, struct sl_accel *cpu)
+{
+	struct trun runs[3];
+	struct sl_accel_run ar[3];
+	memset(runs, 0, sizeof(runs));
+	size_t un = 800;
+	struct tent *u = universe(&un);
+	for (int r = 0; r < 3; r++) {
+		make_run(&runs[r], u, un, 2, 0);
+		trun_encode(&runs[r], cpu, 512, 16);
+	}
+	free(u);
+	struct sl_accel_merge_job j;
+	memset(&j, 0, sizeof(j));
+	job_runs(&j, ar, runs, 3);
+	assert_int_equal(merge_vs(a, cpu, &j, 1 << 20, 4000, 1 << 14, NULL), 0);
+	truns_free(runs, 3);
+}
+
+static uint64_t fallbacks(struct sl_accel *a, int *lost)
+{
+	struct sl_accel_health h;
+	sl__accel_health(a, &h);
+	if (lost)
+		*lost = h.lost;
+	return h.fallbacks;
+}
+
+/* The second command hangs: the watchdog resets the device, the call runs on cpu, and the
+ * device serves the next calls again. */
+static void test_fault_hung_kernel_sync(void **state)
+{
+	(void)state;
+	rng_state = 0xfa17;
+	struct sl_accel *cpu = open_backend("cpu", NULL);
+	struct sl_accel *a = open_backend("sim", "fpga,timeout_ms=100,fault=hang@1");
+	struct fault_in in;
+	fault_in_make(cpu, &in);
+	int lost = -1;
+	fault_crc(a, &in); /* command 0: the device */
+	assert_int_equal(fallbacks(a, &lost), 0);
+	fault_merge(a, cpu); /* command 1 hangs: cpu's result all the same */
+	assert_int_equal(fallbacks(a, &lost), 1);
+	assert_int_equal(lost, 0);
+	/* After the reset the device works again: an asynchronous request shows it ran there. */
+	uint32_t got[4];
+	struct sl_accel_req q = { .op = SL_ACCEL_OP_CRC32C, .u.crc = { in.bufs, 4, got } };
+	assert_int_equal(sl__accel_submit(a, &q), 0);
+	int n = 0;
+	for (int i = 0; i < 100 && !n; i++)
+		n = sl__accel_poll(a, 1000000000);
+	assert_int_equal(n, 1);
+	assert_int_equal(q.status, 0);
+	assert_true(q.device_ns > 0);
+	assert_memory_equal(got, in.want, sizeof(got));
+	fault_crc(a, &in);
+	fault_merge(a, cpu);
+	assert_int_equal(fallbacks(a, &lost), 1);
+	assert_int_equal(lost, 0);
+	sl__accel_close(a);
+	sl__accel_close(cpu);
+}
+
+/* The device is lost at the third command, in the middle of a merge: that merge and every
+ * later call (sync or async) run on cpu, each counted, none waiting for the device again. */
+static void test_fault_device_lost(void **state)
+{
+	(void)state;
+	rng_state = 0x105e;
+	struct sl_accel *cpu = open_backend("cpu", NULL);
+	struct sl_accel *a = open_backend("sim", "gpu,timeout_ms=100,fault=lost@2");
+	struct fault_in in;
+	fault_in_make(cpu, &in);
+	int lost = -1;
+	fault_crc(a, &in);
+	fault_crc(a, &in);
+	assert_int_equal(fallbacks(a, &lost), 0);
+	fault_merge(a, cpu); /* the device goes here */
+	assert_int_equal(fallbacks(a, &lost), 1);
+	assert_int_equal(lost, 1);
+	fault_crc(a, &in);
+	fault_merge(a, cpu);
+	uint64_t h[300];
+	for (int i = 0; i < 300; i++)
+		h[i] = rnd();
+	uint8_t f[512] = { 0 }, fw[512] = { 0 };
+	assert_int_equal(sl__accel_bloom_build(a, h, 300, 7, f, sizeof(f)), 0);
+	assert_int_equal(sl__accel_bloom_build(cpu, h, 300, 7, fw, sizeof(fw)), 0);
+	assert_memory_equal(f, fw, sizeof(f));
+	struct sl_accel_filter filt = { fw, sizeof(fw), 7 };
+	uint8_t hit[300], hit_want[300];
+	assert_int_equal(sl__accel_bloom_probe(a, &filt, 1, NULL, h, 300, hit), 0);
+	assert_int_equal(sl__accel_bloom_probe(cpu, &filt, 1, NULL, h, 300, hit_want), 0);
+	assert_memory_equal(hit, hit_want, sizeof(hit));
+	assert_int_equal(fallbacks(a, &lost), 5);
+	/* Asynchronous requests complete too, on cpu (no device time). */
+	uint32_t got[4];
+	struct sl_accel_req q = { .op = SL_ACCEL_OP_CRC32C, .u.crc = { in.bufs, 4, got } };
+	assert_int_equal(sl__accel_submit(a, &q), 0);
+	assert_int_equal(sl__accel_poll(a, 1000000000), 1);
+	assert_int_equal(q.status, 0);
+	assert_int_equal(q.device_ns, 0);
+	assert_memory_equal(got, in.want, sizeof(got));
+	assert_int_equal(fallbacks(a, &lost), 6);
+	sl__accel_close(a);
+	sl__accel_close(cpu);
+}
+
+/* Asynchronous requests behind a hung one: the watchdog fires from poll, the hung request and
+ * the two queued behind it (dropped by the reset) run on cpu; the one before it ran on the
+ * device; every callback runs once with cpu's answer; the device serves the next request. */
+static void test_fault_hung_kernel_async(void **state)
+{
+	(void)state;
+	rng_state = 0xa5c;
+	struct sl_accel *cpu = open_backend("cpu", NULL);
+	struct sl_accel *a = open_backend("sim", "fpga,timeout_ms=100,fault=hang@1");
+	struct fault_in in;
+	fault_in_make(cpu, &in);
+	uint32_t got[5][4];
+	struct sl_accel_req q[5];
+	for (int i = 0; i < 4; i++) {
+		q[i] = (struct sl_accel_req){ .op = SL_ACCEL_OP_CRC32C,
+					      .u.crc = { in.bufs, 4, got[i] } };
+		assert_int_equal(sl__accel_submit(a, &q[i]), 0);
+	}
+	int n = 0;
+	for (int spins = 0; n < 4 && spins < 200; spins++)
+		n += sl__accel_poll(a, 1000000000);
+	assert_int_equal(n, 4);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(q[i].status, 0);
+		assert_memory_equal(got[i], in.want, sizeof(got[i]));
+	}
+	assert_true(q[0].device_ns > 0);
+	int lost = -1;
+	assert_int_equal(fallbacks(a, &lost), 3);
+	assert_int_equal(lost, 0);
+	q[4] = (struct sl_accel_req){ .op = SL_ACCEL_OP_CRC32C, .u.crc = { in.bufs, 4, got[4] } };
+	assert_int_equal(sl__accel_submit(a, &q[4]), 0);
+	n = 0;
+	for (int spins = 0; !n && spins < 100; spins++)
+		n = sl__accel_poll(a, 1000000000);
+	assert_int_equal(q[4].status, 0);
+	assert_true(q[4].device_ns > 0);
+	assert_memory_equal(got[4], in.want, sizeof(got[4]));
+	assert_int_equal(fallbacks(a, &lost), 3);
+	sl__accel_close(a);
+	sl__accel_close(cpu);
+}
+
+/* The profile's fault options are checked like the others. */
+static void test_fault_profile_options(void **state)
+{
+	(void)state;
+	struct sim_profile p;
+	char why[200];
+	assert_int_equal(sim_profile_parse("fpga,fault=lost@7,timeout_ms=250", &p, why, sizeof(why)),
+			 0);
+	assert_int_equal(p.fault, SIM_FAULT_LOST);
+	assert_int_equal(p.fault_after, 7);
+	assert_int_equal(p.timeout_ns, 250000000ull);
+	assert_int_equal(p.fault_opcode, 0);
+	assert_int_equal(sim_profile_parse("gpu,fault=hang@merge", &p, why, sizeof(why)), 0);
+	assert_int_equal(p.fault, SIM_FAULT_HANG);
+	assert_int_equal(p.fault_opcode, FW_OP_MERGE);
+	assert_int_equal(sim_profile_parse("gpu", &p, why, sizeof(why)), 0);
+	assert_int_equal(p.fault, SIM_FAULT_NONE);
+	assert_int_equal(p.timeout_ns, 30000000000ull);
+	const char *bad[] = { "fpga,fault=melt@1", "fpga,fault=hang@", "fpga,fault=hang",
+			      "fpga,timeout_ms=0", "fpga,timeout_ms=x", "fpga,fault=lost@merges",
+			      "fpga,fault=lost@merg" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		why[0] = 0;
+		assert_int_equal(sim_profile_parse(bad[i], &p, why, sizeof(why)), -EINVAL);
+		assert_non_null(strstr(why, "fault=hang@N|lost@N"));
+	}
+}
+
 int main(void)
 {
 	rng_state = 0x51a7e;
@@ -1797,6 +2006,10 @@ int main(void)
 		cmocka_unit_test(test_fw_process_bounds),
 		cmocka_unit_test(test_model_times),
 		cmocka_unit_test(test_model_device_ns),
+		cmocka_unit_test(test_fault_hung_kernel_sync),
+		cmocka_unit_test(test_fault_device_lost),
+		cmocka_unit_test(test_fault_hung_kernel_async),
+		cmocka_unit_test(test_fault_profile_options),
 	};
 	int r = cmocka_run_group_tests_name("sim", tests, NULL, NULL);
 	pool_free();
