@@ -189,6 +189,9 @@ struct sl_accel_config {
 	int calibrate;           /* auto: 0 = default probes, -1 = none (tests) */
 	int devices_only;        /* opencl: GPU and accelerator devices only, never a CPU device
 				    (the planner sets it: PoCL on the host is the cpu again) */
+	int plan_models;         /* auto: plan over the sim as well, timing it by its modelled
+				    device time (what offload would do on the card it models;
+				    demos and tests: its wall time is this CPU's) */
 	int one_work_item;       /* opencl: start every kernel as one work-item that loops over
 				    all items, as an FPGA compute unit runs it (always so on an
 				    accelerator-type device; tests set it to check that form) */
@@ -251,6 +254,12 @@ struct sl_accel_health {
 	int lost;	    /* the device is gone: everything runs on cpu */
 };
 void sl__accel_health(const struct sl_accel *a, struct sl_accel_health *out);
+
+/* The planner's view, for tests and the report: calls of op routed to the member named backend
+ * so far (0 when a is not auto or has no such member), and the size from which op goes to a
+ * device (UINT64_MAX: cpu at every size) with that device's name in *to (may be NULL). */
+uint64_t sl__accel_auto_routed(const struct sl_accel *a, const char *backend, int op);
+uint64_t sl__accel_auto_threshold(const struct sl_accel *a, int op, const char **to);
 
 /* The job's out values and return from what the firmware's merge engine (firmware/fw_merge.h)
  * left in res with status: the cpu backend runs that engine on the host, the sim backend reads

@@ -29,7 +29,9 @@ struct member {
 	const struct sl_accel_ops *ops;
 	void *dev;
 	struct sl_accel_info info;
+	int model; /* timed by its modelled device time (config.plan_models) */
 	double launch_ns[NOPS], per_byte_ns[NOPS];
+	uint64_t routed[NOPS]; /* calls sent here (atomics) */
 };
 
 struct autodev {
@@ -177,6 +179,49 @@ static int probe_make(struct probe_data *p, int op, size_t bytes)
 	}
 }
 
+/* A model's time for one run: the request submitted and polled, its modelled device_ns. */
+static int probe_run_model(const struct member *m, int op, struct probe_data *p, uint64_t *ns)
+{
+	struct sl_accel_req q = { .op = op };
+	struct sl_accel_filter f = { p->filter, p->fsize, 6 };
+	struct sl_accel_buf b = { p->buf, p->len };
+	struct sl_accel_run runs[2] = { { p->bufs, p->nbufs[0] },
+					{ p->bufs + p->nbufs[0], p->nbufs[1] } };
+	struct sl_accel_merge_job j = {
+		.runs = runs, .n_runs = 2, .out = p->out, .out_cap = p->out_cap,
+		.blocks = p->oblocks, .blocks_cap = p->oblocks_cap, .bloom = p->bloom,
+		.bloom_cap = p->bloom_cap,
+	};
+	uint32_t crc;
+	uint8_t *out = NULL;
+	switch (op) {
+	case SL_ACCEL_OP_CRC32C:
+		q.u.crc.bufs = &b, q.u.crc.n = 1, q.u.crc.out = &crc;
+		break;
+	case SL_ACCEL_OP_BLOOM_BUILD:
+		q.u.build.hashes = p->hashes, q.u.build.n = p->nhash, q.u.build.k = 6;
+		q.u.build.filter = p->filter, q.u.build.size = p->fsize;
+		break;
+	case SL_ACCEL_OP_BLOOM_PROBE:
+		if (!(out = malloc(p->nhash)))
+			return -ENOMEM;
+		q.u.probe.filters = &f, q.u.probe.nfilters = 1, q.u.probe.hashes = p->hashes;
+		q.u.probe.n = p->nhash, q.u.probe.out = out;
+		break;
+	default:
+		q.u.merge = &j;
+	}
+	int r = m->ops->submit && m->ops->poll ? m->ops->submit(m->dev, &q) : -ENOTSUP;
+	struct sl_accel_req *done = NULL;
+	while (r == 0 && !done)
+		m->ops->poll(m->dev, 1000000000, &done);
+	free(out);
+	if (r < 0)
+		return r;
+	*ns = q.device_ns;
+	return q.status;
+}
+
 static int probe_run(const struct member *m, int op, struct probe_data *p)
 {
 	switch (op) {
@@ -221,12 +266,13 @@ static double time_op(const struct member *m, int op, size_t bytes)
 	double best = -1;
 	if (probe_make(&p, op, bytes) == 0) {
 		for (int rep = 0; rep < PROBE_REPS; rep++) {
-			uint64_t t0 = now_ns();
-			if (probe_run(m, op, &p) < 0) {
+			uint64_t t0 = now_ns(), dev_ns = 0;
+			if ((m->model ? probe_run_model(m, op, &p, &dev_ns) : probe_run(m, op, &p)) <
+			    0) {
 				best = -1;
 				break;
 			}
-			double t = (double)(now_ns() - t0);
+			double t = m->model ? (double)dev_ns : (double)(now_ns() - t0);
 			if (best < 0 || t < best)
 				best = t;
 		}
@@ -307,8 +353,11 @@ static int auto_open(const struct sl_accel_config *cfg, void **dev, char *why, s
 			continue;
 		struct sl_accel_info info;
 		ops->info(d, &info);
-		/* cpu, and real devices: the sim is a model, an OpenCL CPU device is the cpu again. */
-		if ((i > 0 && !(info.flags & SL_ACCEL_INFO_DEVICE)) || a->n == MAX_MEMBERS) {
+		/* cpu, and real devices: the sim is a model (unless plan_models), an OpenCL CPU
+		 * device is the cpu again. */
+		int model = cfg->plan_models && (info.flags & SL_ACCEL_INFO_MODEL);
+		if ((i > 0 && !(info.flags & SL_ACCEL_INFO_DEVICE) && !model) ||
+		    a->n == MAX_MEMBERS) {
 			if (a->nseen)
 				snprintf(a->seen[a->nseen - 1].why, sizeof(a->seen[0].why), "%s",
 					 info.flags & SL_ACCEL_INFO_MODEL ? "a model: never routed to"
@@ -316,7 +365,7 @@ static int auto_open(const struct sl_accel_config *cfg, void **dev, char *why, s
 			ops->close(d);
 			continue;
 		}
-		a->m[a->n++] = (struct member){ .ops = ops, .dev = d, .info = info };
+		a->m[a->n++] = (struct member){ .ops = ops, .dev = d, .info = info, .model = model };
 	}
 	if (a->n > 1 && cfg->calibrate >= 0)
 		calibrate(a);
@@ -346,9 +395,35 @@ static void auto_info(void *dev, struct sl_accel_info *out)
 		 a->calibrated ? ", calibrated" : "");
 }
 
-static const struct member *pick(const struct autodev *a, int op, uint64_t bytes)
+static const struct member *pick(void *dev, int op, uint64_t bytes)
 {
-	return &a->m[bytes >= a->threshold[op - 1] ? a->route[op - 1] : 0];
+	struct autodev *a = dev;
+	struct member *m = &a->m[bytes >= a->threshold[op - 1] ? a->route[op - 1] : 0];
+	__atomic_fetch_add(&m->routed[op - 1], 1, __ATOMIC_RELAXED);
+	return m;
+}
+
+uint64_t sl__accel_auto_routed(const struct sl_accel *a, const char *backend, int op)
+{
+	if (a->ops != &sl__accel_auto_ops || op < 1 || op > NOPS)
+		return 0;
+	const struct autodev *ad = a->dev;
+	for (size_t i = 0; i < ad->n; i++)
+		if (!strcmp(ad->m[i].info.name, backend))
+			return __atomic_load_n(&ad->m[i].routed[op - 1], __ATOMIC_RELAXED);
+	return 0;
+}
+
+uint64_t sl__accel_auto_threshold(const struct sl_accel *a, int op, const char **to)
+{
+	if (to)
+		*to = "cpu";
+	if (a->ops != &sl__accel_auto_ops || op < 1 || op > NOPS)
+		return UINT64_MAX;
+	const struct autodev *ad = a->dev;
+	if (to)
+		*to = ad->m[ad->route[op - 1]].info.name;
+	return ad->threshold[op - 1];
 }
 
 static int auto_crc(void *dev, const struct sl_accel_buf *bufs, size_t n, uint32_t *out)

@@ -928,6 +928,77 @@ static void test_merge_einval(void **state)
 	sl__accel_close(a);
 }
 
+/* ---- The planner routing to a device ----------------------------------------------------------
+ * No card is here, so the planner is asked to plan over the sim as if it were one, timed by its
+ * modelled device time (config.plan_models, the GPU profile): it must find a crossover for the
+ * merge, send a job below it to cpu and one above it to the device, both answering as cpu. */
+
+/* A merge job over k runs drawn from a universe of about un keys; *bytes its input. */
+static void planner_job(struct trun *runs, struct sl_accel_run *ar, size_t k, size_t un,
+			struct sl_accel *cpu, struct sl_accel_merge_job *j, uint64_t *bytes)
+{
+	struct tent *u = universe(&un);
+	memset(runs, 0, k * sizeof(*runs));
+	for (size_t r = 0; r < k; r++) {
+		make_run(&runs[r], u, un, 2, 0);
+		trun_encode(&runs[r], cpu, 4096, 16);
+	}
+	free(u);
+	memset(j, 0, sizeof(*j));
+	job_runs(j, ar, runs, k);
+	*bytes = 0;
+	for (size_t r = 0; r < k; r++)
+		for (size_t b = 0; b < runs[r].nblocks; b++)
+			*bytes += runs[r].bufs[b].len;
+}
+
+static void test_planner_routes_to_device(void **state)
+{
+	(void)state;
+	struct sl_accel *cpu = open_cpu();
+	struct sl_accel_config cfg = { .sim_profile = "gpu", .plan_models = 1 };
+	struct sl_accel *a = NULL;
+	char why[200];
+	assert_int_equal(sl__accel_open_cfg("auto", &cfg, &a, why, sizeof(why)), 0);
+	const char *to = NULL;
+	uint64_t from = sl__accel_auto_threshold(a, SL_ACCEL_OP_MERGE, &to);
+	print_message("    merge: %s from %llu bytes\n", to, (unsigned long long)from);
+	assert_string_equal(to, "sim");
+	/* The GPU model merges at 8 GB/s behind a 24 GB/s link: it pays from tens of KiB. */
+	assert_true(from > 0 && from < (4u << 20));
+	struct trun small[1], big[4];
+	struct sl_accel_run ars[1], arb[4];
+	struct sl_accel_merge_job js, jb;
+	uint64_t bs, bb;
+	planner_job(small, ars, 1, 8, cpu, &js, &bs);
+	size_t un = 2000;
+	memset(big, 0, sizeof(big));
+	do {
+		truns_free(big, 4);
+		planner_job(big, arb, 4, un, cpu, &jb, &bb);
+		un *= 2;
+	} while (bb < from);
+	assert_true(bs < from); /* 8 keys: a few hundred bytes */
+	assert_int_equal(merge_vs(a, cpu, &js, 1 << 16, 64, 1 << 12, NULL), 0);
+	assert_int_equal(sl__accel_auto_routed(a, "cpu", SL_ACCEL_OP_MERGE), 1);
+	assert_int_equal(sl__accel_auto_routed(a, "sim", SL_ACCEL_OP_MERGE), 0);
+	size_t out = (size_t)bb * 2 + (1 << 16);
+	assert_int_equal(merge_vs(a, cpu, &jb, out, out / 64, out / 4, NULL), 0);
+	assert_int_equal(sl__accel_auto_routed(a, "cpu", SL_ACCEL_OP_MERGE), 1);
+	assert_int_equal(sl__accel_auto_routed(a, "sim", SL_ACCEL_OP_MERGE), 1);
+	truns_free(small, 1);
+	truns_free(big, 4);
+	sl__accel_close(a);
+	/* Without plan_models the sim is never a member: everything stays on cpu. */
+	cfg.plan_models = 0;
+	assert_int_equal(sl__accel_open_cfg("auto", &cfg, &a, why, sizeof(why)), 0);
+	assert_int_equal(sl__accel_auto_threshold(a, SL_ACCEL_OP_MERGE, &to) == UINT64_MAX ||
+				 strcmp(to, "sim") != 0,
+			 1);
+	sl__accel_close(a);
+	sl__accel_close(cpu);
+}
+
 int main(void)
 {
 	rng_state = 0x5eed;
@@ -947,6 +1018,7 @@ int main(void)
 		cmocka_unit_test(test_merge_corrupt_input_block),
 		cmocka_unit_test(test_merge_corrupt_run_order),
 		cmocka_unit_test(test_merge_einval),
+		cmocka_unit_test(test_planner_routes_to_device),
 	};
 	int r = cmocka_run_group_tests_name("accel", tests, NULL, NULL);
 	pool_free();
