@@ -1,8 +1,10 @@
 /* bench_accel.c - the accelerator seam's operations (CRC32C batches, bloom build and probe, the
  * fused merge) timed on the same inputs with the cpu backend, with auto and with every other
  * backend that opens, best of 5 runs, each result checked bit for bit against cpu's; for sim also
- * the modelled device time of both profiles (fpga, gpu). A benchmark, never a test: it reports
- * figures, and fails only when a backend errs or differs from cpu.
+ * the modelled device time of both profiles (fpga, gpu); the crossovers the planner finds when
+ * the sim's models are members (plan_models); and a full compaction end to end through the
+ * store (sl_db_compact) with each backend. A benchmark, never a test: it reports figures, and
+ * fails only when a backend errs or differs from cpu.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -12,6 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#define BENCH_NAME "bench_accel"
+#include "bench_common.h"
 
 #include "accel.h"
 #include "block.h"
@@ -67,31 +72,15 @@ static int g_json;
 static int g_failed;
 static char g_xrt[256]; /* why xrt is not measured */
 
-static void die(const char *what, const char *why)
-{
-	fprintf(stderr, "bench_accel: %s: %s\n", what, why);
-	exit(1);
-}
-
 static void fail(const struct ocase *c, int b, const char *what)
 {
 	fprintf(stderr, "bench_accel: %s %s on %s: %s\n", c->name, c->size, b_label[b], what);
 	g_failed = 1;
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void *xmalloc(size_t n)
 {
-	void *p = malloc(n ? n : 1);
-	if (!p)
-		die("malloc", strerror(ENOMEM));
-	return p;
+	return xcalloc(n, 1);
 }
 
 static uint64_t rng = 0x5eed;
@@ -466,20 +455,6 @@ static void json_num(double us)
 		printf("%.3f", us);
 }
 
-static void json_str(const char *s)
-{
-	putchar('"');
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			printf("\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			printf("\\u%04x", *s);
-		else
-			putchar(*s);
-	}
-	putchar('"');
-}
-
 static const char *const op_names[] = { "crc32c", "bloom_build", "bloom_probe", "merge" };
 
 static void report(struct backend *be, struct ocase *cs, size_t nc)
@@ -574,6 +549,100 @@ static void report(struct backend *be, struct ocase *cs, size_t nc)
 	printf("results %s\n", g_failed ? "DIFFER from cpu (see stderr)" : "bit-identical to cpu");
 }
 
+/* ---- The planner's crossovers over the sim's models ---------------------------------------- */
+
+static void crossovers(void)
+{
+	static const char *const prof[] = { "fpga", "gpu" };
+	printf("\nplanner crossovers with the sim's models as members (plan_models; modelled device "
+	       "time against this cpu's wall time):\n");
+	for (int p = 0; p < 2; p++) {
+		struct sl_accel_config cfg = { .sim_profile = prof[p], .plan_models = 1 };
+		struct sl_accel *a = NULL;
+		char why[200] = "";
+		progress("bench_accel: planner over sim %s\n", prof[p]);
+		if (sl__accel_open_cfg("auto", &cfg, &a, why, sizeof(why)) < 0) {
+			printf("  sim %-5s planner did not open: %s\n", prof[p], why);
+			continue;
+		}
+		printf("  sim %-5s", prof[p]);
+		for (int op = 1; op <= 4; op++) {
+			const char *to = NULL;
+			uint64_t from = sl__accel_auto_threshold(a, op, &to);
+			char h[32];
+			human(h, sizeof(h), (size_t)from);
+			if (from == UINT64_MAX)
+				printf("  %s: cpu always;", op_names[op - 1]);
+			else
+				printf("  %s: %s from %s;", op_names[op - 1], to, h);
+		}
+		printf("\n");
+		sl__accel_close(a);
+	}
+}
+
+/* ---- A full compaction through the store, per backend ------------------------------------- */
+
+#define E2E_MESSAGES 2000000u
+
+static void compaction_end_to_end(const struct backend *be)
+{
+	static const int bs[] = { B_CPU, B_SIM, B_OPENCL };
+	uint8_t *bytes;
+	struct sl_msg *msgs;
+	progress("bench_accel: generating %u messages\n", E2E_MESSAGES);
+	gen_message_views(7, E2E_MESSAGES, &bytes, &msgs);
+	make_root(getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	printf("\nfull compaction end to end (sl_db_compact after %u messages ingested with 16 MiB "
+	       "memtables and background compaction off; wall time):\n",
+	       E2E_MESSAGES);
+	double cpu_s = 0;
+	for (size_t i = 0; i < sizeof(bs) / sizeof(bs[0]); i++) {
+		int b = bs[i];
+		if (!be[b].a) {
+			printf("  %-8s skipped: %s\n", b_label[b], be[b].why);
+			continue;
+		}
+		char dir[PATH_MAX + 32];
+		snprintf(dir, sizeof(dir), "%s/%s", g_root, b_mode[b]);
+		struct sl_options o;
+		sl_options_init(&o);
+		o.data_dir = dir;
+		o.flags = SL_OPEN_CREATE | SL_OPEN_NO_SYNC;
+		o.memtable_bytes = 16u << 20;
+		o.compaction = 0;
+		o.accel = b_mode[b];
+		struct sl_db *db;
+		progress("bench_accel: compaction on %s\n", b_label[b]);
+		int r = sl_db_open(&o, &db);
+		if (r < 0)
+			die("sl_db_open", sl_strerror(r));
+		for (uint64_t at = 0; at < E2E_MESSAGES; at += 4096) {
+			size_t n = E2E_MESSAGES - at < 4096 ? (size_t)(E2E_MESSAGES - at) : 4096;
+			if ((r = sl_db_append_messages(db, msgs + at, n, NULL)) < 0)
+				die("append", sl_strerror(r));
+		}
+		if ((r = sl_db_flush(db)) < 0)
+			die("flush", sl_strerror(r));
+		struct sl_stats s0, s1;
+		sl_db_stats(db, &s0);
+		uint64_t t0 = mono_ns();
+		if ((r = sl_db_compact(db)) < 0)
+			die("compact", sl_strerror(r));
+		double sec = (double)(mono_ns() - t0) / 1e9;
+		sl_db_stats(db, &s1);
+		double mb = (double)(s1.compacted_read_bytes - s0.compacted_read_bytes) / 1e6;
+		if (b == B_CPU)
+			cpu_s = sec;
+		printf("  %-8s %8.3f s  %7.1f MB/s read  %6" PRIu64 " tables in  %.2fx cpu's time%s\n",
+		       b_label[b], sec, sec > 0 ? mb / sec : 0.0, s0.tables, cpu_s > 0 ? sec / cpu_s : 0,
+		       s1.accel_fallbacks ? "  (device faults: fell back to cpu)" : "");
+		sl_db_close(db);
+	}
+	free(bytes);
+	free(msgs);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option lo[] = { { "json", no_argument, NULL, 'j' },
@@ -646,5 +715,9 @@ int main(int argc, char **argv)
 	report(be, cs, nc);
 	for (int b = 0; b < NB; b++)
 		sl__accel_close(be[b].a);
+	if (!g_json) {
+		crossovers();
+		compaction_end_to_end(be);
+	}
 	return g_failed;
 }
