@@ -48,7 +48,8 @@ for mode in sim opencl; do
 		echo "==> engine tests with SLUICE_ACCEL=$mode: skipped, backend absent: ${why:-unknown}"
 		continue
 	fi
-	list="test_db test_compact test_tables test_sst test_flush"
+	list="test_db test_model test_corrupt test_compact test_tables test_sst test_flush test_wal"
+	list="$list test_manifest"
 	for t in $list; do
 		[ -x "$BUILD/tests/$t" ] || continue
 		run_one "$t (SLUICE_ACCEL=$mode)" env SLUICE_ACCEL=$mode SL_TEST_QUICK=1 \

@@ -2172,7 +2172,7 @@ static int group_setup(void **state)
 	(void)state;
 	const char *q = getenv("SL_TEST_QUICK");
 	quick = q && *q && *q != '0';
-	return sl__accel_open("cpu", &acc);
+	return sl__accel_open(sl_test_accel(), &acc);
 }
 
 static int group_teardown(void **state)
