@@ -14,8 +14,10 @@
  * (started at the first submit), each running one request at a time on a lane exactly as a
  * synchronous call does, so the submitter's thread is free while the card works; poll hands
  * back what finished, device_ns the wall time of the request's run.
- * Each kernel is started once per call with its item count: a card needs the kernels' loop
- * (single work-item) form for that, as firmware/fpga/README.md says; the shim runs them so.
+ * Each kernel is started once per call with its item count (the kernels' loop form: one
+ * work-item does every item). A run not complete within the watchdog's timeout (config
+ * timeout_ms, 30 s) means a hung compute unit: the call and every later one are -ENODEV (a
+ * card needs `xbutil reset`), and the seam runs them on cpu.
  * accel is a leaf: this file knows block.h and bloom.h only.
  */
 #include <dlfcn.h>
@@ -67,7 +69,7 @@ static const uint32_t abi_sizes[] = SLK_ABI_SIZES;
 	X(xrtRunOpen)                                                                              \
 	X(xrtRunSetArg)                                                                            \
 	X(xrtRunStart)                                                                             \
-	X(xrtRunWait)                                                                              \
+	X(xrtRunWaitFor)                                                                           \
 	X(xrtRunClose)
 
 /* Pointers to XRT's functions, each named and typed as the function. */
@@ -124,6 +126,7 @@ struct lane {
 	xrtRunHandle run[K_N];
 	struct bo m[M_N];
 	int busy; /* under d->mu */
+	int hung; /* a run of it never completed: its handles are let go, never closed */
 };
 
 struct xdev {
@@ -133,6 +136,9 @@ struct xdev {
 	xrtKernelHandle k[K_N];
 	xrtMemoryGroup grp[M_N];
 	int shim; /* the library is sim/shim's stand-in, not XRT */
+	unsigned timeout_ms; /* the watchdog: a run not complete by then is hung */
+	int hung;	     /* a compute unit hung: the card needs a reset (xbutil reset); every
+			        call is -ENODEV and the seam runs it on cpu (atomic) */
 	struct sl_accel_info info;
 	pthread_mutex_t mu;
 	pthread_cond_t cv; /* a lane freed */
@@ -237,7 +243,18 @@ static int launch(struct lane *l, int k, const char *sig, ...)
 	va_end(ap);
 	if (r || x->xrtRunStart(run))
 		return -EIO;
-	return x->xrtRunWait(run) == ERT_CMD_STATE_COMPLETED ? 0 : -EIO;
+	enum ert_cmd_state st = x->xrtRunWaitFor(run, l->d->timeout_ms);
+	if (st == ERT_CMD_STATE_COMPLETED)
+		return 0;
+	if (st == ERT_CMD_STATE_NEW || st == ERT_CMD_STATE_QUEUED ||
+	    st == ERT_CMD_STATE_RUNNING || st == ERT_CMD_STATE_SUBMITTED ||
+	    st == ERT_CMD_STATE_TIMEOUT || st == ERT_CMD_STATE_NORESPONSE) {
+		/* The watchdog: the compute unit is hung. Nothing more goes to the card. */
+		l->hung = 1;
+		__atomic_store_n(&l->d->hung, 1, __ATOMIC_RELAXED);
+		return -ENODEV;
+	}
+	return -EIO;
 }
 
 /* ---- CRC32C -----------------------------------------------------------------------------------
@@ -571,9 +588,11 @@ static int merge_run(struct lane *l, struct sl_accel_merge_job *j)
 /* ---- The operations ----------------------------------------------------------------------------
  */
 
-/* A free lane, waiting for one. */
+/* A free lane, waiting for one; NULL once a compute unit hung (the caller says -ENODEV). */
 static struct lane *lane_get(struct xdev *d)
 {
+	if (__atomic_load_n(&d->hung, __ATOMIC_RELAXED))
+		return NULL;
 	pthread_mutex_lock(&d->mu);
 	for (;;) {
 		for (int i = 0; i < NLANES; i++)
@@ -604,6 +623,8 @@ static int xrt_crc32c_batch(void *dev, const struct sl_accel_buf *bufs, size_t n
 	if (!n)
 		return 0;
 	struct lane *l = lane_get(dev);
+	if (!l)
+		return -ENODEV;
 	int r = crc_run(l, bufs, n, out);
 	lane_put(l);
 	return r;
@@ -617,6 +638,8 @@ static int xrt_bloom_build(void *dev, const uint64_t *hashes, size_t n, uint32_t
 	if (!size || !n)
 		return 0;
 	struct lane *l = lane_get(dev);
+	if (!l)
+		return -ENODEV;
 	int r = build_run(l, hashes, n, k, filter, size);
 	lane_put(l);
 	return r;
@@ -636,6 +659,8 @@ static int xrt_bloom_probe(void *dev, const struct sl_accel_filter *filters, siz
 	if (!n)
 		return 0;
 	struct lane *l = lane_get(dev);
+	if (!l)
+		return -ENODEV;
 	int r = probe_run(l, filters, nfilters, which, hashes, n, out);
 	lane_put(l);
 	return r;
@@ -656,6 +681,8 @@ static int xrt_merge(void *dev, struct sl_accel_merge_job *j)
 	j->need_out = j->need_blocks = j->need_bloom = 0;
 	j->bad_run = j->bad_block = 0;
 	struct lane *l = lane_get(dev);
+	if (!l)
+		return -ENODEV;
 	r = merge_run(l, j);
 	lane_put(l);
 	if (r < 0)
@@ -779,7 +806,7 @@ static int check_abi(struct xdev *d, const char *xclbin, char *why, size_t why_c
 		g < 0 ? NULL : x->xrtBOAlloc(d->dev, 4096, XRT_BO_FLAGS_NONE, (xrtMemoryGroup)g);
 	xrtRunHandle run = bo ? x->xrtRunOpen(d->k[K_ABI]) : NULL;
 	if (run && !x->xrtRunSetArg(run, 0, bo) && !x->xrtRunStart(run) &&
-	    x->xrtRunWait(run) == ERT_CMD_STATE_COMPLETED &&
+	    x->xrtRunWaitFor(run, d->timeout_ms) == ERT_CMD_STATE_COMPLETED &&
 	    !x->xrtBOSync(bo, XCL_BO_SYNC_BO_FROM_DEVICE, sizeof(rep), 0) &&
 	    !x->xrtBORead(bo, &rep, sizeof(rep), 0))
 		ok = 1;
@@ -820,6 +847,8 @@ static void xrt_close(void *dev)
 	pthread_cond_destroy(&d->cv_done);
 	for (int i = 0; i < NLANES; i++) {
 		struct lane *l = &d->lane[i];
+		if (l->hung && !d->shim)
+			continue; /* closing a hung run may wait for it forever (the shim lets go) */
 		for (int k = 0; k < K_N; k++)
 			if (l->run[k])
 				d->x.xrtRunClose(l->run[k]);
@@ -935,6 +964,7 @@ static int xrt_open(const struct sl_accel_config *cfg, void **dev, char *why, si
 	pthread_condattr_destroy(&ca);
 	d->q_tail = &d->q_head;
 	d->done_tail = &d->done;
+	d->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 30000;
 	int r = api_resolve(d, lib, why, why_cap);
 	if (r < 0 || (r = open_device(d, cfg, idx, why, why_cap)) < 0) {
 		xrt_close(d);

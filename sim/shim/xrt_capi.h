@@ -69,6 +69,8 @@ xrtRunHandle xrtRunOpen(xrtKernelHandle kernelHandle);
 int xrtRunSetArg(xrtRunHandle rhdl, int index, ...);
 int xrtRunStart(xrtRunHandle rhdl);
 enum ert_cmd_state xrtRunWait(xrtRunHandle rhdl);
+/* The run's state when it completed, or its current state after timeout_ms. */
+enum ert_cmd_state xrtRunWaitFor(xrtRunHandle rhdl, unsigned int timeout_ms);
 int xrtRunClose(xrtRunHandle rhdl);
 
 /* xrt/xrt_bo.h */

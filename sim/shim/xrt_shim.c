@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "xrt_shim.h"
 #include "xrt_shim_kernels.h"
@@ -63,6 +64,7 @@ struct sdev {
 	pthread_t thread;
 	int stop;
 	struct srun *head, *tail; /* started runs, in order */
+	uint64_t started;	  /* runs taken by the compute units, ever */
 	int refs;		  /* the open handle, each buffer object and kernel */
 	int loaded;
 	struct xclbin xb;
@@ -94,6 +96,7 @@ struct srun {
 	uint64_t u[SHIM_MAX_ARGS];
 	uint32_t set; /* arguments set, a bit each */
 	enum ert_cmd_state state;
+	int hung; /* SLUICE_XRT_SHIM_HANG_RUN picked it: it stays RUNNING for good */
 	struct shim_arg snap[SHIM_MAX_ARGS]; /* the arguments as started */
 	struct srun *next;
 };
@@ -179,6 +182,11 @@ static void *dev_main(void *arg)
 		if (!d->head)
 			d->tail = NULL;
 		r->state = ERT_CMD_STATE_RUNNING;
+		/* A hung compute unit: this run never completes (the other units go on). */
+		if (++d->started == env_u64("SLUICE_XRT_SHIM_HANG_RUN", 0, UINT64_MAX)) {
+			r->hung = 1;
+			continue;
+		}
 		pthread_mutex_unlock(&d->mu);
 		char err[512] = "";
 		int rc = r->k->impl->run(r->snap, err, sizeof(err));
@@ -819,7 +827,31 @@ SHIM_API enum ert_cmd_state xrtRunWait(xrtRunHandle rhdl)
 	return st;
 }
 
-/* A run in flight completes first; then its buffers and kernel are let go. */
+SHIM_API enum ert_cmd_state xrtRunWaitFor(xrtRunHandle rhdl, unsigned int timeout_ms)
+{
+	struct srun *r = run_get(rhdl, __func__);
+	if (!r)
+		return ERT_CMD_STATE_ABORT;
+	struct sdev *d = r->k->d;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&d->mu);
+	while (in_flight(r))
+		if (pthread_cond_timedwait(&d->cv, &d->mu, &ts) == ETIMEDOUT)
+			break;
+	enum ert_cmd_state st = r->state;
+	pthread_mutex_unlock(&d->mu);
+	return st;
+}
+
+/* A run in flight completes first (a hung one is let go as it is); then its buffers and
+ * kernel are let go. */
 SHIM_API int xrtRunClose(xrtRunHandle rhdl)
 {
 	struct srun *r = run_get(rhdl, __func__);
@@ -827,7 +859,7 @@ SHIM_API int xrtRunClose(xrtRunHandle rhdl)
 		return -1;
 	struct sdev *d = r->k->d;
 	pthread_mutex_lock(&d->mu);
-	while (in_flight(r))
+	while (in_flight(r) && !r->hung)
 		pthread_cond_wait(&d->cv, &d->mu);
 	r->magic = MAGIC_CLOSED;
 	for (int i = 0; i < SHIM_MAX_ARGS; i++)

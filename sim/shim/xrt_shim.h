@@ -31,7 +31,8 @@
  *
  * Environment: SLUICE_XRT_SHIM_DEVICES (devices to model, default 1), SLUICE_XRT_SHIM_MEM_MB
  * (device memory per device, default 4096), SLUICE_XRT_SHIM_QUIET (1: no messages on stderr, for
- * tests that provoke errors).
+ * tests that provoke errors), SLUICE_XRT_SHIM_HANG_RUN (N: the N-th run a device takes, counting
+ * from 1, hangs: it stays RUNNING, xrtRunWaitFor times out, xrtRunClose lets it go).
  */
 #ifndef SL_XRT_SHIM_H
 #define SL_XRT_SHIM_H

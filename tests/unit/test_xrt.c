@@ -941,6 +941,45 @@ static void test_submit_poll(void **state)
 	assert_memory_equal(hit, hit_want, sizeof(hit));
 }
 
+/* A compute unit that hangs (the shim's SLUICE_XRT_SHIM_HANG_RUN): the watchdog gives up on the
+ * run after timeout_ms, the backend says -ENODEV for it and every later call, and the seam runs
+ * them on cpu: every answer is cpu's, each fallback counted, the device marked lost. Runs: 1 is
+ * slk_abi at open, 2 the first CRC batch, 3 the second (it hangs). */
+static void test_hung_compute_unit(void **state)
+{
+	(void)state;
+	setenv("SLUICE_XRT_SHIM_HANG_RUN", "3", 1);
+	struct sl_accel_config cfg = { .binary = shim_xclbin, .timeout_ms = 100 };
+	struct sl_accel *a = NULL;
+	char why[256] = "";
+	assert_int_equal(sl__accel_open_cfg("xrt", &cfg, &a, why, sizeof(why)), 0);
+	uint8_t data[5000];
+	fill_rnd(data, sizeof(data));
+	struct sl_accel_buf bufs[3] = { { data, 5000 }, { data + 1, 0 }, { data + 7, 999 } };
+	uint32_t got[3], want[3];
+	assert_int_equal(sl__accel_crc32c_batch(cpu, bufs, 3, want), 0);
+	struct sl_accel_health h;
+	for (int i = 0; i < 4; i++) {
+		memset(got, 0, sizeof(got));
+		assert_int_equal(sl__accel_crc32c_batch(a, bufs, 3, got), 0);
+		assert_memory_equal(got, want, sizeof(got));
+		sl__accel_health(a, &h);
+		assert_int_equal(h.fallbacks, i < 1 ? 0 : (uint64_t)i);
+		assert_int_equal(h.lost, i >= 1);
+	}
+	uint64_t hs[200];
+	for (int i = 0; i < 200; i++)
+		hs[i] = rnd();
+	uint8_t f[512] = { 0 }, fw[512] = { 0 };
+	assert_int_equal(sl__accel_bloom_build(a, hs, 200, 5, f, sizeof(f)), 0);
+	assert_int_equal(sl__accel_bloom_build(cpu, hs, 200, 5, fw, sizeof(fw)), 0);
+	assert_memory_equal(f, fw, sizeof(f));
+	sl__accel_health(a, &h);
+	assert_int_equal(h.fallbacks, 4);
+	sl__accel_close(a); /* lets the hung run go; never waits for it */
+	unsetenv("SLUICE_XRT_SHIM_HANG_RUN");
+}
+
 struct worker {
 	struct sl_accel_merge_job *j;
 	const struct sl_accel_buf *bufs;
@@ -1057,6 +1096,7 @@ int main(void)
 		cmocka_unit_test(test_merge_random_vs_cpu),
 		cmocka_unit_test(test_merge_corrupt_vs_cpu),
 		cmocka_unit_test(test_submit_poll),
+		cmocka_unit_test(test_hung_compute_unit),
 		cmocka_unit_test(test_threads),
 	};
 	int r = cmocka_run_group_tests_name("xrt", tests, NULL, NULL);
