@@ -192,8 +192,9 @@ struct sl_accel_config {
 	int plan_models;         /* auto: plan over the sim as well, timing it by its modelled
 				    device time (what offload would do on the card it models;
 				    demos and tests: its wall time is this CPU's) */
-	unsigned timeout_ms;     /* xrt: a run not complete by then means a hung compute unit
-				    (0: 30 s; the sim's watchdog is its profile's timeout_ms) */
+	unsigned timeout_ms;     /* xrt, opencl: a run or command phase not complete by then
+				    means a hung device (0: 30 s; the sim's watchdog is its
+				    profile's timeout_ms) */
 	int one_work_item;       /* opencl: start every kernel as one work-item that loops over
 				    all items, as an FPGA compute unit runs it (always so on an
 				    accelerator-type device; tests set it to check that form) */

@@ -112,6 +112,9 @@ struct lane {
 	int busy, async; /* held by a call; by a submitted request */
 	int armed, fired, stepping;
 	cl_int fired_status;
+	uint64_t armed_ns; /* when the current phase's callback was asked for (the watchdog) */
+	int hung;	   /* its phase outlived the watchdog: the lane stays busy for good */
+	int deaf;	   /* test hook: this phase's completion is never seen */
 };
 
 struct ocl {
@@ -123,6 +126,10 @@ struct ocl {
 	cl_ulong max_alloc;
 	size_t local[K_N]; /* work-group size per kernel: fixed, so a device compiles each once */
 	int one_wi;        /* launch each kernel as one work-item (config.one_work_item, FPGAs) */
+	uint64_t timeout_ns; /* the watchdog: a phase not complete by then is hung */
+	int hung;	   /* a phase hung: every call is -ENODEV from then on (atomic) */
+	uint64_t arms;	   /* phases armed, ever (the test hook counts them) */
+	uint64_t deaf_at;  /* SLUICE_OPENCL_TEST_HANG: the arm whose completion is never seen */
 	struct sl_accel_info info;
 	pthread_mutex_t mu;
 	pthread_cond_t cv; /* a lane freed, an event fired, a request done */
@@ -1222,14 +1229,23 @@ static uint64_t device_ns(const struct exec *x)
 	return t1 > t0 ? t1 - t0 : 0;
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
 static void CL_CALLBACK on_event(cl_event ev, cl_int status, void *arg)
 {
 	(void)ev;
 	struct lane *l = arg;
 	pthread_mutex_lock(&l->d->mu);
-	l->fired = 1;
-	l->fired_status = status;
-	pthread_cond_broadcast(&l->d->cv);
+	if (!l->deaf) {
+		l->fired = 1;
+		l->fired_status = status;
+		pthread_cond_broadcast(&l->d->cv);
+	}
 	pthread_mutex_unlock(&l->d->mu);
 }
 
@@ -1237,11 +1253,23 @@ static void CL_CALLBACK on_event(cl_event ev, cl_int status, void *arg)
  * may run the callback at once, on this thread. */
 static int arm(struct lane *l)
 {
-	pthread_mutex_lock(&l->d->mu);
+	struct ocl *d = l->d;
+	pthread_mutex_lock(&d->mu);
 	l->armed = 1;
 	l->fired = 0;
-	pthread_mutex_unlock(&l->d->mu);
+	l->armed_ns = mono_ns();
+	l->deaf = ++d->arms == d->deaf_at;
+	pthread_mutex_unlock(&d->mu);
 	return cl_errno(clSetEventCallback(l->ex.ev, CL_COMPLETE, on_event, l));
+}
+
+/* The watchdog gave up on l's phase: the device is presumed hung (a GPU or card that needs a
+ * reset). The lane keeps its buffers and stays busy (its commands may still use them); every
+ * later call is -ENODEV, which the seam runs on cpu. Under d->mu. */
+static void hang_locked(struct ocl *d, struct lane *l)
+{
+	l->hung = 1;
+	__atomic_store_n(&d->hung, 1, __ATOMIC_RELAXED);
 }
 
 static void push_done_locked(struct ocl *d, struct sl_accel_req *q)
@@ -1266,7 +1294,7 @@ static void reap_locked(struct ocl *d)
 {
 	for (int i = 0; i < NLANES; i++) {
 		struct lane *l = &d->lane[i];
-		if (!l->async || !l->armed || !l->fired || l->stepping)
+		if (!l->async || !l->armed || !l->fired || l->stepping || l->hung)
 			continue;
 		l->stepping = 1;
 		l->armed = l->fired = 0;
@@ -1296,7 +1324,7 @@ static int ready_locked(const struct ocl *d)
 {
 	for (int i = 0; i < NLANES; i++) {
 		const struct lane *l = &d->lane[i];
-		if (l->async && l->armed && l->fired && !l->stepping)
+		if (l->async && l->armed && l->fired && !l->stepping && !l->hung)
 			return 1;
 	}
 	return 0;
@@ -1330,16 +1358,45 @@ static struct lane *lane_get(struct ocl *d, int wait, int async)
 	return NULL;
 }
 
+/* Wait for the lane's current phase, up to the watchdog's timeout: 0, -EIO (the runtime says
+ * the commands failed), or -ENODEV (hung: the lane is left as it is). */
+static int wait_phase(struct lane *l)
+{
+	struct ocl *d = l->d;
+	int r = arm(l);
+	if (r < 0)
+		return r;
+	struct timespec ts;
+	uint64_t dl = l->armed_ns + d->timeout_ns;
+	ts.tv_sec = (time_t)(dl / 1000000000u);
+	ts.tv_nsec = (long)(dl % 1000000000u);
+	pthread_mutex_lock(&d->mu);
+	while (!l->fired)
+		if (pthread_cond_timedwait(&d->cv, &d->mu, &ts) == ETIMEDOUT && !l->fired)
+			break;
+	if (!l->fired)
+		hang_locked(d, l);
+	r = !l->fired ? -ENODEV : l->fired_status < 0 ? -EIO : 0;
+	l->armed = l->fired = 0;
+	pthread_mutex_unlock(&d->mu);
+	return r;
+}
+
 static int run_sync(struct ocl *d, struct sl_accel_req *q)
 {
 	int r = precheck(q);
 	if (r != EXEC_MORE)
 		return r;
+	if (__atomic_load_n(&d->hung, __ATOMIC_RELAXED))
+		return -ENODEV;
 	struct lane *l = lane_get(d, 1, 0);
 	r = exec_start(l, q);
 	while (r == EXEC_MORE) {
-		cl_int e = clWaitForEvents(1, &l->ex.ev);
-		r = e == CL_SUCCESS ? exec_step(l) : -EIO;
+		r = wait_phase(l);
+		if (r == -ENODEV)
+			return r; /* the lane stays busy: its commands never ended */
+		if (r == 0)
+			r = exec_step(l);
 	}
 	exec_end(l, r);
 	pthread_mutex_lock(&d->mu);
@@ -1382,6 +1439,8 @@ static int ocl_submit(void *dev, struct sl_accel_req *q)
 {
 	struct ocl *d = dev;
 	int r = precheck(q);
+	if (r == EXEC_MORE && __atomic_load_n(&d->hung, __ATOMIC_RELAXED))
+		r = -ENODEV;
 	if (r == EXEC_MORE) {
 		struct lane *l = lane_get(d, 0, 1);
 		if (!l)
@@ -1415,14 +1474,39 @@ static int ocl_poll(void *dev, int64_t timeout_ns, struct sl_accel_req **out)
 	pthread_mutex_lock(&d->mu);
 	for (;;) {
 		reap_locked(d);
+		/* The watchdog: a submitted phase past its deadline is hung; its request ends
+		 * with -ENODEV (the seam runs it on cpu) and its lane stays busy. */
+		uint64_t now = mono_ns(), next = UINT64_MAX;
 		int inflight = 0;
-		for (int i = 0; i < NLANES; i++)
-			inflight |= d->lane[i].async;
+		for (int i = 0; i < NLANES; i++) {
+			struct lane *l = &d->lane[i];
+			if (!l->async || l->hung)
+				continue;
+			if (l->armed && !l->fired && !l->stepping) {
+				uint64_t dl = l->armed_ns + d->timeout_ns;
+				if (dl <= now) {
+					hang_locked(d, l);
+					l->ex.req->status = -ENODEV;
+					l->ex.req->device_ns = 0;
+					push_done_locked(d, l->ex.req);
+					continue;
+				}
+				next = dl < next ? dl : next;
+			}
+			inflight = 1;
+		}
 		if (d->done || timeout_ns <= 0 || !inflight)
 			break;
 		if (ready_locked(d))
 			continue;
-		if (pthread_cond_timedwait(&d->cv, &d->mu, &until) == ETIMEDOUT) {
+		struct timespec w = until;
+		if (next != UINT64_MAX &&
+		    next < (uint64_t)until.tv_sec * 1000000000u + (uint64_t)until.tv_nsec) {
+			w.tv_sec = (time_t)(next / 1000000000u);
+			w.tv_nsec = (long)(next % 1000000000u);
+		}
+		if (pthread_cond_timedwait(&d->cv, &d->mu, &w) == ETIMEDOUT && mono_ns() >=
+		    (uint64_t)until.tv_sec * 1000000000u + (uint64_t)until.tv_nsec) {
 			reap_locked(d);
 			break;
 		}
@@ -1443,6 +1527,8 @@ static void lane_release(struct lane *l)
 {
 	if (!l->q)
 		return;
+	if (l->hung && !l->deaf)
+		return; /* its commands may never end: leave the lane as it is */
 	clFinish(l->q);
 	for (int i = 0; i < P_N; i++)
 		pin_release(l, &l->p[i]);
@@ -1601,6 +1687,9 @@ static int ocl_open(const struct sl_accel_config *cfg, void **dev, char *why, si
 	d->dev = c.dev;
 	d->type = c.type;
 	d->one_wi = cfg->one_work_item || (c.type & CL_DEVICE_TYPE_ACCELERATOR);
+	d->timeout_ns = (uint64_t)(cfg->timeout_ms ? cfg->timeout_ms : 30000) * 1000000u;
+	const char *hang = getenv("SLUICE_OPENCL_TEST_HANG");
+	d->deaf_at = hang && hang[0] ? strtoull(hang, NULL, 10) : 0;
 	cl_bool little = CL_FALSE, avail = CL_FALSE, compiler = CL_FALSE;
 	clGetDeviceInfo(d->dev, CL_DEVICE_ENDIAN_LITTLE, sizeof(little), &little, NULL);
 	clGetDeviceInfo(d->dev, CL_DEVICE_AVAILABLE, sizeof(avail), &avail, NULL);

@@ -874,6 +874,50 @@ static void test_one_work_item_vs_cpu(void **state)
 	sl__accel_close(one);
 }
 
+/* ---- The watchdog -----------------------------------------------------------------------------
+ * A phase whose completion never comes (the test hook SLUICE_OPENCL_TEST_HANG=N: the N-th phase
+ * armed is never seen to end, as with a hung GPU) is given up after timeout_ms: that call and
+ * every later one are -ENODEV, which the seam runs on cpu; synchronously and for a submitted
+ * request. Arms: each CRC batch is one phase. */
+static void test_watchdog_hung_phase(void **state)
+{
+	(void)state;
+	uint8_t data[3000];
+	fill_rnd(data, sizeof(data));
+	struct sl_accel_buf bufs[2] = { { data, 3000 }, { data + 5, 777 } };
+	uint32_t got[2], want[2];
+	assert_int_equal(sl__accel_crc32c_batch(cpu, bufs, 2, want), 0);
+	for (int async = 0; async < 2; async++) {
+		setenv("SLUICE_OPENCL_TEST_HANG", "2", 1);
+		struct sl_accel_config cfg = { .timeout_ms = 100 };
+		struct sl_accel *a = NULL;
+		char why[256];
+		assert_int_equal(open_ocl(&cfg, &a, why, sizeof(why)), 0);
+		unsetenv("SLUICE_OPENCL_TEST_HANG");
+		struct sl_accel_health h;
+		for (int i = 0; i < 3; i++) {
+			memset(got, 0, sizeof(got));
+			if (async && i == 1) {
+				struct sl_accel_req q = { .op = SL_ACCEL_OP_CRC32C,
+							  .u.crc = { bufs, 2, got } };
+				assert_int_equal(sl__accel_submit(a, &q), 0);
+				int n = 0;
+				for (int spins = 0; !n && spins < 100; spins++)
+					n = sl__accel_poll(a, 1000000000);
+				assert_int_equal(n, 1);
+				assert_int_equal(q.status, 0);
+			} else {
+				assert_int_equal(sl__accel_crc32c_batch(a, bufs, 2, got), 0);
+			}
+			assert_memory_equal(got, want, sizeof(got));
+			sl__accel_health(a, &h);
+			assert_int_equal(h.fallbacks, (uint64_t)i);
+			assert_int_equal(h.lost, i >= 1);
+		}
+		sl__accel_close(a);
+	}
+}
+
 /* ---- Device selection, info, the program cache
  * --------------------------------------------------- */
 
@@ -1029,6 +1073,7 @@ int main(void)
 		cmocka_unit_test(test_submit_poll),
 		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_one_work_item_vs_cpu),
+		cmocka_unit_test(test_watchdog_hung_phase),
 		cmocka_unit_test(test_cache_and_binary),
 	};
 	int r;
