@@ -193,11 +193,23 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 
+	/* The XDP front end first: where it cannot work, say why before touching the store. */
+	struct sl_xsk *x = NULL;
+	if (xc.ifname) {
+		char why[256];
+		int xr = sl_xsk_open(&xc, &x, why, sizeof(why));
+		if (xr < 0) {
+			fprintf(stderr, "sluiced: --xdp %s: %s (%s); the UDP front end (--udp) needs "
+				"none of this\n", xc.ifname, why, sl_strerror(xr));
+			return 1;
+		}
+	}
 	struct sl_db *db;
 	uint64_t t0 = mono_ns();
 	int r = sl_db_open(&o, &db);
 	if (r < 0) {
 		fprintf(stderr, "sluiced: opening %s: %s\n", o.data_dir, sl_strerror(r));
+		sl_xsk_close(x);
 		return 1;
 	}
 	struct sl_stats s;
@@ -229,26 +241,16 @@ int main(int argc, char **argv)
 				o.rerequest_addr ? o.rerequest_addr : "");
 		}
 	}
-	struct sl_xsk *x = NULL;
-	if (xc.ifname && !rc) {
-		char why[256];
-		r = sl_xsk_open(&xc, &x, why, sizeof(why));
-		if (r < 0) {
-			fprintf(stderr, "sluiced: --xdp %s: %s (%s); the UDP front end (--udp) needs "
-				"none of this\n", xc.ifname, why, sl_strerror(r));
-			rc = 1;
-		} else if (!quiet) {
-			struct sl_xsk_stats xs;
-			sl_xsk_get_stats(x, &xs);
-			fprintf(stderr, "sluiced: listening on %s with XDP (%s mode, %s, %u queue%s, "
-				"%u-byte frames%s) for %s%s%s\n", xc.ifname,
-				xs.mode == SL_XSK_MODE_GENERIC ? "generic" : "native",
-				xs.zero_copy ? "zero-copy" : "copy", xs.queues,
-				xs.queues == 1 ? "" : "s", xs.frame_size,
-				xc.busy_poll ? ", busy polling" : "", xc.feed,
-				o.rerequest_addr ? ", re-requests to " : "",
-				o.rerequest_addr ? o.rerequest_addr : "");
-		}
+	if (x && !quiet) {
+		struct sl_xsk_stats xs;
+		sl_xsk_get_stats(x, &xs);
+		fprintf(stderr, "sluiced: listening on %s with XDP (%s mode, %s, %u queue%s, %u-byte "
+			"frames%s) for %s%s%s\n", xc.ifname,
+			xs.mode == SL_XSK_MODE_GENERIC ? "generic" : "native",
+			xs.zero_copy ? "zero-copy" : "copy", xs.queues, xs.queues == 1 ? "" : "s",
+			xs.frame_size, xc.busy_poll ? ", busy polling" : "", xc.feed,
+			o.rerequest_addr ? ", re-requests to " : "",
+			o.rerequest_addr ? o.rerequest_addr : "");
 	}
 	uint64_t last_stats = mono_ns(), last_rx = mono_ns();
 	while ((u || x) && !stop_requested) {
