@@ -129,28 +129,32 @@ fpga:
 	$(Q)BUILD=$(BUILD) PLATFORM=$(PLATFORM) sh firmware/fpga/build.sh
 
 # ---- XDP front end (owned by the XDP/AF_XDP work) ---------------------------------------------
-# xdp/sluice.bpf.c is compiled by clang -target bpf into $(BUILD)/bpf/sluice.bpf.o; bpftool turns
-# that into a libbpf skeleton, $(BUILD)/gen/sluice.skel.h (the object embedded as bytes), which
-# host/src/xsk.c and the program's unit test include. xdp/sluice_xdp.h is shared by both sides.
+# xdp/<p>.bpf.c is compiled by clang -target bpf into $(BUILD)/bpf/<p>.bpf.o; bpftool turns that
+# into a libbpf skeleton, $(BUILD)/gen/<p>.skel.h (the object embedded as bytes). sluice.skel.h
+# is the appliance's program (host/src/xsk.c and its unit test include it; xdp/sluice_xdp.h is
+# shared by both sides); feedgen.skel.h is bench_xdp's traffic generator.
 BPF_CLANG ?= clang
 BPFTOOL ?= $(shell command -v bpftool 2>/dev/null || echo /usr/sbin/bpftool)
 BPF_CFLAGS := -target bpf -O2 -g -mcpu=v3 -Wall -Wextra $(WERROR) -Ixdp \
 	-I/usr/include/$(shell $(CC) -dumpmachine)
 XDP_SKEL := $(BUILD)/gen/sluice.skel.h
 
-$(BUILD)/bpf/sluice.bpf.o: xdp/sluice.bpf.c xdp/sluice_xdp.h
+$(BUILD)/bpf/%.bpf.o: xdp/%.bpf.c xdp/sluice_xdp.h
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  BPF     $<")
 	$(Q)$(BPF_CLANG) $(BPF_CFLAGS) -c -o $@ $<
 
-$(XDP_SKEL): $(BUILD)/bpf/sluice.bpf.o
+$(BUILD)/gen/%.skel.h: $(BUILD)/bpf/%.bpf.o
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  SKEL    $@")
-	$(Q)$(BPFTOOL) gen skeleton $< name sluice_xdp >$@.tmp && mv $@.tmp $@
+	$(Q)$(BPFTOOL) gen skeleton $< name $(subst sluice,sluice_xdp,$*) >$@.tmp && mv $@.tmp $@
 
 $(BUILD)/obj/xsk.o $(BUILD)/tests/obj/test_xdp.o $(BUILD)/tests/obj/test_xsk.o: $(XDP_SKEL)
 $(BUILD)/obj/xsk.o $(BUILD)/tests/obj/test_xdp.o $(BUILD)/tests/obj/test_xsk.o: \
 	CFLAGS_ALL += -Ixdp -I$(BUILD)/gen
+$(BUILD)/bench/bench_xdp: $(BUILD)/gen/feedgen.skel.h
+$(BUILD)/bench/bench_xdp: CFLAGS_ALL += -Ixdp -I$(BUILD)/gen
+.SECONDARY: $(BUILD)/bpf/sluice.bpf.o $(BUILD)/bpf/feedgen.bpf.o
 LIBS += -lxdp -lbpf
 # test_xdp runs the program alone (bpf_prog_test_run); test_xsk the loader's own logic.
 MOD_xdp := err

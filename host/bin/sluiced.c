@@ -304,12 +304,13 @@ int main(int argc, char **argv)
 	if (x) {
 		struct sl_xsk_stats xs;
 		sl_xsk_get_stats(x, &xs);
-		printf("sluiced: xdp: %" PRIu64 " packets in %" PRIu64 " batches; program: seen %"
+		printf("sluiced: xdp: %" PRIu64 " packets in %" PRIu64 " batches, %" PRIu64
+		       " fill-ring wakeups; program: seen %"
 		       PRIu64 ", steered %" PRIu64 ", passed %" PRIu64 ", malformed %" PRIu64
 		       ", duplicates dropped %" PRIu64 ", no socket %" PRIu64 ", fragments %" PRIu64
 		       "; socket drops %" PRIu64 " (ring full %" PRIu64 ", fill ring empty %" PRIu64
 		       ", invalid %" PRIu64 ")\n",
-		       xs.packets, xs.batches, xs.xdp_seen, xs.xdp_steered, xs.xdp_passed,
+		       xs.packets, xs.batches, xs.wakeups, xs.xdp_seen, xs.xdp_steered, xs.xdp_passed,
 		       xs.xdp_malformed, xs.xdp_duplicates, xs.xdp_no_socket, xs.xdp_fragments,
 		       xs.rx_dropped, xs.rx_ring_full, xs.rx_fill_ring_empty, xs.rx_invalid_descs);
 	}

@@ -38,7 +38,7 @@
 #define XSK_BATCH 64
 #define XDP_HEADROOM 256          /* XDP_PACKET_HEADROOM: the kernel's, before every frame */
 #define FEED_ID 1                 /* one feed per front end: all its lines arbitrate as one */
-#define PUBLISH_NS 10000000ull    /* tell the program the host's next sequence every 10 ms */
+#define PUBLISH_NS 1000000ull     /* tell the program the host's next sequence every 1 ms */
 #define SPIN_NS 1000000ull        /* busy poll: spin this long without traffic, then poll() */
 
 /* One AF_XDP socket and the UMEM only it uses. Touched by the writer thread only. */
@@ -526,27 +526,30 @@ static int rx_all(struct sl_xsk *x, struct sl_db *db, int *got)
 
 /* Tell the program how far the host has delivered the session (everything below last_seq + 1
  * is in the log or given up as a gap), so arbitration catches up after a gap that the rewinder
- * filled or a restart. Only ever raises the program's value; a race with the program at worst
+ * filled or after a restart. The session is learned once from the engine's stats (the tracker
+ * keeps the first session it sees); then one atomic load and, when the host has moved on, a map
+ * lookup and update. Only ever raises the program's value; a race with the program at worst
  * lowers it, which lets a few more duplicates through to the host. */
 static void publish(struct sl_xsk *x, struct sl_db *db)
 {
-	struct sl_stats s;
-	if (sl_db_stats(db, &s) < 0 || !s.session[0])
-		return;
-	uint64_t next = s.last_seq + 1;
 	struct sl_xdp_arb_key k = { .feed = FEED_ID };
-	memcpy(k.session, s.session, sizeof(k.session));
-	if (next <= x->published && !memcmp(x->published_session, k.session, sizeof(k.session)))
+	if (!x->published_session[0]) {
+		struct sl_stats s;
+		if (sl_db_stats(db, &s) < 0 || !s.session[0])
+			return;
+		memcpy(x->published_session, s.session, sizeof(k.session));
+	}
+	uint64_t next = sl_db_last_seq(db) + 1;
+	if (next <= x->published)
 		return;
+	memcpy(k.session, x->published_session, sizeof(k.session));
 	struct sl_xdp_arb a = { .next = 0 };
 	int fd = bpf_map__fd(x->skel->maps.arb);
+	x->published = next;
 	if (bpf_map_lookup_elem(fd, &k, &a) == 0 && a.next >= next)
 		return;
 	a.next = next;
-	if (bpf_map_update_elem(fd, &k, &a, BPF_ANY) == 0) {
-		x->published = next;
-		memcpy(x->published_session, k.session, sizeof(k.session));
-	}
+	bpf_map_update_elem(fd, &k, &a, BPF_ANY);
 }
 
 SL_API int sl_xsk_pump(struct sl_xsk *x, struct sl_db *db, int timeout_ms)
