@@ -201,7 +201,26 @@ else
 	echo "(ip link cannot attach an object here: $(head -1 "$tmp/ip.err"); stale-program check not run)"
 fi
 
+# Generic mode (the kernel runs the program on socket buffers) takes the same path.
+ip netns exec "$nsr" "$BIN/sluiced" --data "$tmp/generic" --xdp "$vr" --feed "$lines" \
+	--xdp-mode generic --exit-at-end --stats-ms 0 >"$tmp/generic.out" 2>"$tmp/generic.err" &
+daemon=$!
+wait_for "$tmp/generic.err" "listening on"
+inf "$BIN/sluice-feed" --messages 20000 --seed 9 --udp "10.77.0.2:$line_a" \
+	--udp-b "10.77.0.2:$line_b" --linger-ms 500 --quiet >/dev/null 2>&1
+wait_exit "$daemon" 10
+daemon=""
+check "generic mode: a session captured whole, B's copies dropped in XDP" \
+	sh -c "grep -q 'generic mode' '$tmp/generic.err' && grep -q 'durable seq 20000,' \
+	'$tmp/generic.out' && grep -Eq 'duplicates dropped [1-9]' '$tmp/generic.out'"
+
 # ---- Where XDP is unavailable ---------------------------------------------------------------
+inr "$BIN/sluiced" --data "$tmp/zc" --xdp "$vr" --feed "$lines" --zero-copy on >/dev/null \
+	2>"$tmp/zc.err"
+rc=$?
+check "--zero-copy on where the driver has none (veth) fails and says so" \
+	sh -c "[ $rc -ne 0 ] && grep -q 'zero-copy AF_XDP on $vr queue 0: Operation not supported' \
+	'$tmp/zc.err'"
 inr setpriv --reuid=65534 --regid=65534 --clear-groups "$BIN/sluiced" --data "$tmp/nobody" \
 	--xdp "$vr" --feed "$lines" >/dev/null 2>"$tmp/nobody.err"
 rc=$?
