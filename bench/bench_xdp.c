@@ -32,14 +32,22 @@
 #define MAX_RUNS 9
 static uint64_t CHUNK = 1u << 20; /* program runs per BPF_PROG_TEST_RUN call (--chunk) */
 
-enum mode { M_UDP, M_XDP_POLL, M_XDP_BUSY, M_XDP_AB, M_COUNT };
-static const char *const mode_name[M_COUNT] = { "udp", "xdp", "xdp-busy", "xdp-ab" };
+enum mode { M_UDP, M_XDP_POLL, M_XDP_BUSY, M_XDP_AB, M_UDP_RAW, M_XDP_RAW, M_COUNT };
+static const char *const mode_name[M_COUNT] = { "udp",	  "xdp",     "xdp-busy",
+						"xdp-ab", "udp-raw", "xdp-raw" };
 static const char *const mode_desc[M_COUNT] = {
 	"recvmmsg UDP front end (64/call)",
 	"AF_XDP copy mode, poll()",
 	"AF_XDP copy mode, busy poll",
 	"AF_XDP copy mode, poll(), A+B lines",
+	"front end alone: recvmmsg, packets discarded",
+	"front end alone: AF_XDP poll(), frames discarded",
 };
+
+static int is_raw(int m)
+{
+	return m == M_UDP_RAW || m == M_XDP_RAW;
+}
 
 struct config {
 	uint64_t messages;
@@ -195,8 +203,8 @@ static void child_fail(struct shared *s, const char *what, const char *why)
 	_exit(1);
 }
 
-static void receiver(enum mode m, uint64_t total, const char *dir, struct shared *s,
-		     volatile __u64 *gen_appended)
+static void receiver(enum mode m, uint64_t total, uint16_t count, const char *dir,
+		     struct shared *s, volatile __u64 *gen_appended)
 {
 	char path[PATH_MAX + 32], why[256];
 	snprintf(path, sizeof(path), "/run/netns/%s", g_ns);
@@ -211,9 +219,10 @@ static void receiver(enum mode m, uint64_t total, const char *dir, struct shared
 	o.flags = SL_OPEN_CREATE;
 	o.gap_give_up_ms = 200; /* nothing should be lost; if it is, say so and go on */
 	o.memtable_bytes = 0;
-	struct sl_db *db;
-	int r = sl_db_open(&o, &db);
-	if (r < 0)
+	struct sl_db *db = NULL;
+	int r = 0;
+	/* The raw modes measure the front end alone: no engine behind it. */
+	if (!is_raw(m) && (r = sl_db_open(&o, &db)) < 0)
 		child_fail(s, "sl_db_open", sl_strerror(r));
 
 	/* The same XDP program runs in every mode; for the UDP front end its feed map names no
@@ -221,25 +230,27 @@ static void receiver(enum mode m, uint64_t total, const char *dir, struct shared
 	struct sl_xsk_config xc;
 	sl_xsk_config_init(&xc);
 	xc.ifname = g_rx_if;
-	xc.feed = m == M_UDP ? "*:1" : m == M_XDP_AB ? "10.78.0.2:26477,10.78.0.2:26478" :
+	xc.feed = m == M_UDP || m == M_UDP_RAW ? "*:1" : m == M_XDP_AB ? "10.78.0.2:26477,10.78.0.2:26478" :
 						       "10.78.0.2:26477";
 	xc.busy_poll = m == M_XDP_BUSY;
 	struct sl_xsk *x = NULL;
 	if ((r = sl_xsk_open(&xc, &x, why, sizeof(why))) < 0)
 		child_fail(s, "sl_xsk_open", why);
 	struct sl_udp *u = NULL;
-	if (m == M_UDP && (r = sl_udp_open("10.78.0.2:26477", 64u << 20, &u)) < 0)
+	if ((m == M_UDP || m == M_UDP_RAW) && (r = sl_udp_open("10.78.0.2:26477", 64u << 20, &u)) < 0)
 		child_fail(s, "sl_udp_open", sl_strerror(r));
 
 	double cpu0 = cpu_now();
 	uint64_t t0 = 0, last_progress = mono_ns(), packets = 0;
 	__atomic_store_n(&s->state, 1, __ATOMIC_RELEASE);
-	while (sl_db_last_seq(db) < total) {
-		r = u ? sl_udp_pump(u, db, 1) : sl_xsk_pump(x, db, 1);
+	uint64_t done = 0;
+	while (done < total) {
+		r = u ? sl_udp_pump(u, db, 1) : sl_xsk_pump(x, db, 1); /* db NULL: raw */
 		if (r < 0)
 			child_fail(s, "pump", sl_strerror(r));
 		/* Into the generator program's memory-mapped globals: flow control. */
-		*gen_appended = sl_db_last_seq(db);
+		done = db ? sl_db_last_seq(db) : packets * count;
+		*gen_appended = done;
 		uint64_t now = mono_ns();
 		if (r > 0) {
 			if (!t0) {
@@ -252,13 +263,18 @@ static void receiver(enum mode m, uint64_t total, const char *dir, struct shared
 			child_fail(s, "receiver", "no packet for 10 s");
 		}
 	}
-	sl_db_sync(db);
-	if ((r = sl_db_wait_durable(db, total, 30ll * 1000000000)) < 0)
-		child_fail(s, "sl_db_wait_durable", sl_strerror(r));
+	struct sl_stats st;
+	memset(&st, 0, sizeof(st));
+	if (db) {
+		sl_db_sync(db);
+		if ((r = sl_db_wait_durable(db, total, 30ll * 1000000000)) < 0)
+			child_fail(s, "sl_db_wait_durable", sl_strerror(r));
+		sl_db_stats(db, &st);
+	} else {
+		st.messages_delivered = packets * count;
+	}
 	s->secs = (double)(mono_ns() - t0) / 1e9;
 	s->cpu_s = cpu_now() - cpu0;
-	struct sl_stats st;
-	sl_db_stats(db, &st);
 	s->packets = packets;
 	s->messages = st.messages_delivered;
 	s->lost = st.lost_messages;
@@ -328,7 +344,7 @@ static void run_one(const struct config *c, enum mode m, const uint8_t *frame, s
 	if (pid < 0)
 		die("fork", strerror(errno));
 	if (pid == 0)
-		receiver(m, total, dir, s, &g->bss->appended);
+		receiver(m, total, count, dir, s, &g->bss->appended);
 	while (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) == 0)
 		usleep(1000);
 	if (s->state < 0) {
@@ -376,10 +392,17 @@ static int cmp_rate(const void *a, const void *b)
 	return rx < ry ? -1 : rx > ry;
 }
 
+/* Against the UDP front end in the same kind of run: with the engine, or alone. */
+static double ratio(int m, double mps, double udp, double udp_raw)
+{
+	double base = is_raw(m) ? udp_raw : udp;
+	return base > 0 ? mps / base : 0.0;
+}
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: bench_xdp [--messages N] [--runs R] [--window PKTS] [--dir DIR]\n"
-			"                 [--modes udp,xdp,xdp-busy,xdp-ab] [--json]\n");
+			"                 [--modes udp,xdp,xdp-busy,xdp-ab,udp-raw,xdp-raw] [--json]\n");
 	exit(2);
 }
 
@@ -447,7 +470,7 @@ int main(int argc, char **argv)
 		}
 	}
 
-	double udp_rate = 0;
+	double udp_rate = 0, udp_raw_rate = 0;
 	struct result med[M_COUNT];
 	for (int m = 0; m < M_COUNT; m++) {
 		if (!c.modes[m])
@@ -456,6 +479,8 @@ int main(int argc, char **argv)
 		med[m] = res[m][c.runs / 2];
 		if (m == M_UDP)
 			udp_rate = (double)med[m].messages / med[m].secs;
+		if (m == M_UDP_RAW)
+			udp_raw_rate = (double)med[m].messages / med[m].secs;
 	}
 	if (c.json) {
 		printf("{\"machine\":{\"cpus\":%ld,\"cpu\":", mc.nproc);
@@ -475,7 +500,7 @@ int main(int argc, char **argv)
 			       first ? "" : ",", mode_name[m], (double)x->packets / x->secs, mps,
 			       x->cpu_s * 1e6 / (double)x->messages,
 			       x->machine_cpu_s * 1e6 / (double)x->messages,
-			       udp_rate > 0 ? mps / udp_rate : 0.0, x->xdp_dups);
+			       ratio(m, mps, udp_rate, udp_raw_rate), x->xdp_dups);
 			first = 0;
 		}
 		printf("]}\n");
@@ -487,7 +512,7 @@ int main(int argc, char **argv)
 	    c.messages / count * count, count, c.window, c.runs);
 	say("machine: %ld CPUs, %s, %s, log on %s (%s)\n\n", mc.nproc, mc.cpu, mc.kernel, mc.fs,
 	    mc.device);
-	say("| front end | packets/s | msgs/s | vs udp | receiver CPU s / M msgs | machine CPU s "
+	say("| front end | packets/s | msgs/s | vs recvmmsg | receiver CPU s / M msgs | machine CPU s "
 	    "/ M msgs | dropped in XDP |\n|---|---|---|---|---|---|---|\n");
 	for (int m = 0; m < M_COUNT; m++) {
 		if (!c.modes[m])
@@ -495,7 +520,7 @@ int main(int argc, char **argv)
 		const struct result *x = &med[m];
 		double mps = (double)x->messages / x->secs;
 		say("| %s | %.0f | %.0f | %.2fx | %.3f | %.3f | %" PRIu64 " |\n", mode_desc[m],
-		    (double)x->packets / x->secs, mps, udp_rate > 0 ? mps / udp_rate : 0.0,
+		    (double)x->packets / x->secs, mps, ratio(m, mps, udp_rate, udp_raw_rate),
 		    x->cpu_s * 1e6 / (double)x->messages,
 		    x->machine_cpu_s * 1e6 / (double)x->messages, x->xdp_dups);
 	}

@@ -366,7 +366,8 @@ SL_API int sl_udp_open(const char *addr, uint32_t rcvbuf_bytes, struct sl_udp **
 
 /* Wait at most timeout_ms for datagrams, receive a batch with recvmmsg (up to 64), append them
  * with sl_db_append_packets, and drive sl_db_tick. Returns the number of datagrams appended
- * (0 on a timeout) or a fatal error. Writer thread only. */
+ * (0 on a timeout) or a fatal error. db NULL: receive and discard (measuring the front end
+ * alone). Writer thread only. */
 SL_API int sl_udp_pump(struct sl_udp *u, struct sl_db *db, int timeout_ms);
 
 struct sl_udp_stats {
@@ -420,7 +421,8 @@ SL_API int sl_xsk_open(const struct sl_xsk_config *c, struct sl_xsk **out, char 
 /* As sl_udp_pump: wait at most timeout_ms, hand every received MoldUDP64 packet to
  * sl_db_append_packets straight from the UMEM frames (no copy), give the frames back to the
  * fill ring, drive sl_db_tick, and tell the program the host's delivered sequence. Returns the
- * packets appended or a fatal error. Writer thread only. */
+ * packets appended or a fatal error. db NULL: receive and give the frames back (measuring the
+ * front end alone). Writer thread only. */
 SL_API int sl_xsk_pump(struct sl_xsk *x, struct sl_db *db, int timeout_ms);
 
 struct sl_xsk_stats {

@@ -198,6 +198,21 @@ static int if_mtu(const char *ifname, uint32_t *mtu)
 	return r;
 }
 
+/* The kernel frees a closed AF_XDP socket's hold on its queue from a work queue: a restart
+ * right after a crash (or a quick close and reopen) can find the queue busy for a moment. */
+static int create_socket(struct xsk_q *q, const char *ifname, uint32_t qi,
+			 const struct xsk_socket_config *sc)
+{
+	int r = 0;
+	for (int i = 0; i < 40; i++) {
+		r = xsk_socket__create(&q->xsk, ifname, qi, q->umem, &q->rx, NULL, sc);
+		if (r != -EBUSY)
+			return r;
+		usleep(50000);
+	}
+	return r;
+}
+
 static int open_queue(struct sl_xsk *x, const struct sl_xsk_config *c, uint32_t qi, char *why,
 		      size_t cap)
 {
@@ -236,7 +251,7 @@ static int open_queue(struct sl_xsk *x, const struct sl_xsk_config *c, uint32_t 
 	r = -EOPNOTSUPP;
 	if (c->zero_copy != SL_XSK_ZC_OFF && c->mode != SL_XSK_MODE_GENERIC) {
 		sc.bind_flags = XDP_USE_NEED_WAKEUP | XDP_ZEROCOPY;
-		r = xsk_socket__create(&q->xsk, c->ifname, qi, q->umem, &q->rx, NULL, &sc);
+		r = create_socket(q, c->ifname, qi, &sc);
 		if (!r)
 			x->zero_copy = 1;
 	}
@@ -250,7 +265,7 @@ static int open_queue(struct sl_xsk *x, const struct sl_xsk_config *c, uint32_t 
 		 * generic mode). */
 		x->zero_copy = 0;
 		sc.bind_flags = XDP_USE_NEED_WAKEUP | XDP_COPY;
-		r = xsk_socket__create(&q->xsk, c->ifname, qi, q->umem, &q->rx, NULL, &sc);
+		r = create_socket(q, c->ifname, qi, &sc);
 	}
 	if (r) {
 		say(why, cap, "AF_XDP socket on %s queue %u: %s%s", c->ifname, qi, strerror(-r),
@@ -493,7 +508,7 @@ static int rx_queue(struct sl_xsk *x, struct xsk_q *q, struct sl_db *db, int *go
 			};
 			x->bytes += d->len;
 		}
-		int r = sl_db_append_packets(db, x->pkts, n);
+		int r = db ? sl_db_append_packets(db, x->pkts, n) : 0;
 		xsk_ring_cons__release(&q->rx, n);
 		/* The fill ring has room for every frame we own: this never comes up short. */
 		while (xsk_ring_prod__reserve(&q->fill, n, &fidx) != n)
@@ -567,7 +582,7 @@ SL_API int sl_xsk_pump(struct sl_xsk *x, struct sl_db *db, int timeout_ms)
 				return r;
 		}
 	}
-	int rr_fd = sl_db_poll_fd(db), rr_ready = 0;
+	int rr_fd = db ? sl_db_poll_fd(db) : -1, rr_ready = 0;
 	if (!got && timeout_ms != 0) {
 		struct pollfd pfd[SL_XDP_MAX_QUEUES + 1];
 		for (uint32_t i = 0; i < x->nq; i++)
@@ -583,6 +598,8 @@ SL_API int sl_xsk_pump(struct sl_xsk *x, struct sl_db *db, int timeout_ms)
 		if ((r = rx_all(x, db, &got)) < 0)
 			return r;
 	}
+	if (!db)
+		return got; /* the front end alone (benchmarks): nothing to tick or publish */
 	/* Timers and rewinder replies: when idle, when replies wait, and every 5 ms anyway. */
 	uint64_t now = realtime_ns();
 	if (got == 0 || rr_ready || now - x->last_tick_ns > 5000000) {
