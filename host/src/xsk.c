@@ -217,7 +217,8 @@ static int open_queue(struct sl_xsk *x, const struct sl_xsk_config *c, uint32_t 
 		      size_t cap)
 {
 	struct xsk_q *q = &x->q[qi];
-	/* Every frame is either on the fill ring or on the rx ring: two rings' worth. */
+	/* Two rx rings' worth of frames, all on a fill ring that holds them all: with the rx ring
+	 * full, the kernel still has a full ring's worth of frames to fill. */
 	uint32_t nframes = 2 * x->ring;
 	q->area_len = (size_t)nframes * x->frame;
 	q->area = mmap(NULL, q->area_len, PROT_READ | PROT_WRITE,
@@ -228,7 +229,7 @@ static int open_queue(struct sl_xsk *x, const struct sl_xsk_config *c, uint32_t 
 		return -ENOMEM;
 	}
 	struct xsk_umem_config uc = {
-		.fill_size = x->ring,
+		.fill_size = nframes,
 		.comp_size = 64,
 		.frame_size = x->frame,
 		.frame_headroom = 0,
@@ -273,15 +274,16 @@ static int open_queue(struct sl_xsk *x, const struct sl_xsk_config *c, uint32_t 
 		return r;
 	}
 	q->fd = xsk_socket__fd(q->xsk);
-	/* Every frame not on the rx ring waits on the fill ring. */
+	/* Every frame not on the rx ring or in our hands waits on the fill ring, which has room for
+	 * all of them: giving frames back never waits. */
 	uint32_t idx;
-	if (xsk_ring_prod__reserve(&q->fill, x->ring, &idx) != x->ring) {
-		say(why, cap, "AF_XDP fill ring: cannot reserve %u entries", x->ring);
+	if (xsk_ring_prod__reserve(&q->fill, nframes, &idx) != nframes) {
+		say(why, cap, "AF_XDP fill ring: cannot reserve %u entries", nframes);
 		return -ENOMEM;
 	}
-	for (uint32_t i = 0; i < x->ring; i++)
+	for (uint32_t i = 0; i < nframes; i++)
 		*xsk_ring_prod__fill_addr(&q->fill, idx + i) = (uint64_t)i * x->frame;
-	xsk_ring_prod__submit(&q->fill, x->ring);
+	xsk_ring_prod__submit(&q->fill, nframes);
 	if (c->busy_poll) {
 		int one = 1, usecs = 20, budget = XSK_BATCH;
 		if (setsockopt(q->fd, SOL_SOCKET, SO_PREFER_BUSY_POLL, &one, sizeof(one)) < 0 ||
@@ -510,7 +512,7 @@ static int rx_queue(struct sl_xsk *x, struct xsk_q *q, struct sl_db *db, int *go
 		}
 		int r = db ? sl_db_append_packets(db, x->pkts, n) : 0;
 		xsk_ring_cons__release(&q->rx, n);
-		/* The fill ring has room for every frame we own: this never comes up short. */
+		/* The fill ring has room for every frame of the UMEM: this never comes up short. */
 		while (xsk_ring_prod__reserve(&q->fill, n, &fidx) != n)
 			;
 		for (uint32_t i = 0; i < n; i++)
