@@ -307,9 +307,10 @@ static int open_queue(struct sl_xsk *x, const struct sl_xsk_config *c, uint32_t 
 
 /* A program of ours attached the old way (netlink, no link) outlives the process that attached
  * it, e.g. a sluiced that crashed under an older release or `ip link set ... xdp`: replace it.
- * Anything else attached is someone else's: leave it and fail. */
-static int clear_stale(struct sl_xsk *x, const struct sl_xsk_config *c, uint32_t mode_flag,
-		       char *why, size_t cap)
+ * Anything else attached is someone else's: leave it and fail. Both modes are looked at: the
+ * kernel allows one of them at a time. */
+static int clear_stale_mode(struct sl_xsk *x, const struct sl_xsk_config *c, uint32_t mode_flag,
+			    char *why, size_t cap)
 {
 	uint32_t id = 0;
 	int r = bpf_xdp_query_id(x->ifindex, (int)mode_flag, &id);
@@ -334,6 +335,12 @@ static int clear_stale(struct sl_xsk *x, const struct sl_xsk_config *c, uint32_t
 	LIBBPF_OPTS(bpf_xdp_attach_opts, ao, .old_prog_fd = fd);
 	r = bpf_xdp_detach(x->ifindex, mode_flag, &ao);
 	close(fd);
+	if (r == -EBUSY) {
+		/* Held by a link: its process is alive (a dead one's link is gone). */
+		say(why, cap, "%s is taken: a running sluiced holds its XDP program (id %u) "
+		    "through a BPF link", c->ifname, id);
+		return r;
+	}
 	if (r) {
 		say(why, cap, "detaching the stale sluice_xdp program (id %u) from %s: %s", id,
 		    c->ifname, strerror(-r));
@@ -342,6 +349,12 @@ static int clear_stale(struct sl_xsk *x, const struct sl_xsk_config *c, uint32_t
 	fprintf(stderr, "sluice: xsk: replaced a stale sluice_xdp program (id %u) on %s\n", id,
 		c->ifname);
 	return 0;
+}
+
+static int clear_stale(struct sl_xsk *x, const struct sl_xsk_config *c, char *why, size_t cap)
+{
+	int r = clear_stale_mode(x, c, XDP_FLAGS_DRV_MODE, why, cap);
+	return r ? r : clear_stale_mode(x, c, XDP_FLAGS_SKB_MODE, why, cap);
 }
 
 SL_API int sl_xsk_open(const struct sl_xsk_config *c, struct sl_xsk **out, char *why, size_t cap)
@@ -438,6 +451,11 @@ SL_API int sl_xsk_open(const struct sl_xsk_config *c, struct sl_xsk **out, char 
 			goto out_destroy;
 		}
 	}
+	/* Whoever holds the interface now, before binding sockets to its queues (a live owner's
+	 * sockets would make ours fail with a less telling EBUSY). */
+	r = clear_stale(x, c, why, cap);
+	if (r)
+		goto out_destroy;
 	for (uint32_t qi = 0; qi < nq; qi++) {
 		r = open_queue(x, c, qi, why, cap);
 		if (r)
@@ -445,9 +463,6 @@ SL_API int sl_xsk_open(const struct sl_xsk_config *c, struct sl_xsk **out, char 
 	}
 	uint32_t mode_flag = c->mode == SL_XSK_MODE_GENERIC ? XDP_FLAGS_SKB_MODE :
 							      XDP_FLAGS_DRV_MODE;
-	r = clear_stale(x, c, mode_flag, why, cap);
-	if (r)
-		goto out_sockets;
 	LIBBPF_OPTS(bpf_link_create_opts, lo, .flags = mode_flag);
 	int lfd = bpf_link_create(bpf_program__fd(x->skel->progs.sluice_xdp), ifindex, BPF_XDP,
 				  &lo);

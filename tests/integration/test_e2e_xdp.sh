@@ -189,6 +189,12 @@ if inr ip link set dev "$vr" xdpdrv obj "$BUILD/bpf/sluice.bpf.o" sec xdp 2>"$tm
 	new=$(ip -n "$nsr" -d link show dev "$vr" | sed -n 's/.*prog\/xdp id \([0-9]*\).*/\1/p')
 	check "exactly one program attached, not the stale one ($new)" \
 		sh -c "[ -n '$new' ] && [ '$new' != '$old' ]"
+	inr "$BIN/sluiced" --data "$tmp/second" --xdp "$vr" --feed "$lines" >/dev/null \
+		2>"$tmp/second.err"
+	rc=$?
+	check "a second sluiced on the same interface is refused, naming the running one" \
+		sh -c "[ $rc -ne 0 ] && grep -q 'a running sluiced holds its XDP program' \
+		'$tmp/second.err'"
 	inf "$BIN/sluice-feed" --messages 20000 --seed 7 --udp "10.77.0.2:$line_a" \
 		--udp-b "10.77.0.2:$line_b" --linger-ms 0 --quiet >/dev/null 2>&1
 	sleep 0.3
