@@ -128,6 +128,38 @@ $(BUILD)/tests/test_xrt: | $(XRT_SHIM) $(XRT_SHIM_XCLBIN)
 fpga:
 	$(Q)BUILD=$(BUILD) PLATFORM=$(PLATFORM) sh firmware/fpga/build.sh
 
+# ---- XDP front end (owned by the XDP/AF_XDP work) ---------------------------------------------
+# xdp/<p>.bpf.c is compiled by clang -target bpf into $(BUILD)/bpf/<p>.bpf.o; bpftool turns that
+# into a libbpf skeleton, $(BUILD)/gen/<p>.skel.h (the object embedded as bytes). sluice.skel.h
+# is the appliance's program (host/src/xsk.c and its unit test include it; xdp/sluice_xdp.h is
+# shared by both sides); feedgen.skel.h is bench_xdp's traffic generator.
+BPF_CLANG ?= clang
+BPFTOOL ?= $(shell command -v bpftool 2>/dev/null || echo /usr/sbin/bpftool)
+BPF_CFLAGS := -target bpf -O2 -g -mcpu=v3 -Wall -Wextra $(WERROR) -Ixdp \
+	-I/usr/include/$(shell $(CC) -dumpmachine)
+XDP_SKEL := $(BUILD)/gen/sluice.skel.h
+
+$(BUILD)/bpf/%.bpf.o: xdp/%.bpf.c xdp/sluice_xdp.h
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  BPF     $<")
+	$(Q)$(BPF_CLANG) $(BPF_CFLAGS) -c -o $@ $<
+
+$(BUILD)/gen/%.skel.h: $(BUILD)/bpf/%.bpf.o
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  SKEL    $@")
+	$(Q)$(BPFTOOL) gen skeleton $< name $(subst sluice,sluice_xdp,$*) >$@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/xsk.o $(BUILD)/tests/obj/test_xdp.o $(BUILD)/tests/obj/test_xsk.o: $(XDP_SKEL)
+$(BUILD)/obj/xsk.o $(BUILD)/tests/obj/test_xdp.o $(BUILD)/tests/obj/test_xsk.o: \
+	CFLAGS_ALL += -Ixdp -I$(BUILD)/gen
+$(BUILD)/bench/bench_xdp: $(BUILD)/gen/feedgen.skel.h
+$(BUILD)/bench/bench_xdp: CFLAGS_ALL += -Ixdp -I$(BUILD)/gen
+.SECONDARY: $(BUILD)/bpf/sluice.bpf.o $(BUILD)/bpf/feedgen.bpf.o
+LIBS += -lxdp -lbpf
+# test_xdp runs the program alone (bpf_prog_test_run); test_xsk the loader's own logic.
+MOD_xdp := err
+MOD_xsk := $(basename $(notdir $(LIB_SRCS)))
+
 # ---- Unit tests -----------------------------------------------------------------------------
 # A unit test links only its module and the modules it declares here: a hidden dependency is a
 # link error. tests/unit/test_<m>.c may also use tests/unit/<helper>.c listed in TEST_EXTRA_<m>.

@@ -3,18 +3,21 @@
 # against RocksDB on durable ITCH ingest, then bench_store, the storage engine end to end
 # (durable ingest, point lookups, full compaction, recovery) against RocksDB, then bench_accel,
 # the accelerator operations on every backend present (cpu, auto, opencl, sim and its modelled
-# FPGA/GPU times). BENCH_ONLY=ingest, store or accel runs only that one. Extra options come from $BENCH_ARGS
-# for bench_ingest and $BENCH_STORE_ARGS for bench_store (split on blanks), e.g.
+# FPGA/GPU times), then bench_xdp, the AF_XDP front end against the recvmmsg UDP front end in a
+# veth pair (root only). BENCH_ONLY=ingest, store, accel or xdp runs only that one. Extra options
+# come from $BENCH_ARGS for bench_ingest, $BENCH_STORE_ARGS for bench_store and $BENCH_XDP_ARGS
+# for bench_xdp (split on blanks), e.g.
 # BENCH_ARGS="--messages 500000 --json" BENCH_STORE_ARGS="--messages 50M". The reports (stdout)
 # are also written to $BUILD/bench/results.txt (bench_ingest) and $BUILD/bench/results-store.txt
-# (bench_store); progress goes to stderr. Exits with the first failing benchmark's status.
+# (bench_store), $BUILD/bench/results-accel.txt and $BUILD/bench/results-xdp.txt; progress goes
+# to stderr. Exits with the first failing benchmark's status.
 set -eu
 BUILD="${BUILD:-build}"
 only="${BENCH_ONLY:-}"
 case "$only" in
-"" | ingest | store | accel) ;;
+"" | ingest | store | accel | xdp) ;;
 *)
-	echo "run.sh: BENCH_ONLY must be ingest, store or accel, not '$only'" >&2
+	echo "run.sh: BENCH_ONLY must be ingest, store, accel or xdp, not '$only'" >&2
 	exit 2
 	;;
 esac
@@ -59,6 +62,18 @@ if [ -z "$only" ] || [ "$only" = accel ]; then
 	r="$(cat "$status")"
 	if [ "$rc" -eq 0 ]; then
 		rc="$r"
+	fi
+fi
+if [ -z "$only" ] || [ "$only" = xdp ]; then
+	if [ "$(id -u)" != 0 ]; then
+		echo "run.sh: bench_xdp not run: not root (it makes a veth pair and attaches XDP)" >&2
+	else
+		# shellcheck disable=SC2086 # BENCH_XDP_ARGS is a list of options
+		run_bench bench_xdp "$BUILD/bench/results-xdp.txt" ${BENCH_XDP_ARGS:-}
+		r="$(cat "$status")"
+		if [ "$rc" -eq 0 ]; then
+			rc="$r"
+		fi
 	fi
 fi
 exit "$rc"

@@ -3,13 +3,16 @@
 # (one line) when everything is present. Usage: scripts/deps.sh [build|bench]
 #   build: compiler tools and libraries for the library, programs and tests (tshark: one
 #          test checks that generated pcaps decode in Wireshark's dissectors; PoCL: the
-#          OpenCL backend's tests run on it)
+#          OpenCL backend's tests run on it; libbpf, libxdp, bpftool, clang and llvm: the XDP
+#          front end; ping and netcat: its end-to-end test checks ping and TCP still pass)
 #   bench: build, plus RocksDB (the benchmark peer only)
 set -eu
 want="${1:-build}"
 pkgs="gcc make pkg-config libck-dev libcmocka-dev libisal-dev iproute2 tshark"
 # OpenCL: the ICD loader (the library links it), the headers, and PoCL (CI's OpenCL device).
 pkgs="$pkgs ocl-icd-opencl-dev opencl-c-headers pocl-opencl-icd clinfo"
+# XDP/AF_XDP: the program is built with clang -target bpf, its skeleton with bpftool.
+pkgs="$pkgs libbpf-dev libxdp-dev bpftool clang llvm iputils-ping netcat-openbsd"
 if [ "$want" = bench ]; then
 	pkgs="$pkgs librocksdb-dev"
 fi

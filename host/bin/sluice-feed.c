@@ -40,9 +40,9 @@ struct opts {
 	struct sl_feed_config feed;
 	uint64_t rate;
 	uint16_t port;
-	const char *udp, *pcap, *raw;
-	struct sockaddr_in dst; /* --udp, resolved */
-	double loss, dup, reorder;
+	const char *udp, *udp_b, *pcap, *raw;
+	struct sockaddr_in dst, dst_b; /* --udp, --udp-b, resolved */
+	double loss, dup, reorder, loss_b;
 	uint64_t linger_ms;
 	int quiet;
 };
@@ -59,19 +59,22 @@ struct store {
 
 struct sender {
 	int fd;
-	struct sockaddr_in dst;
+	struct sockaddr_in dst[2]; /* line A, and line B when has_b */
+	int has_b;
 	char session[SL_MOLD_SESSION_LEN];
 	uint32_t max_packet;
 	struct store st;
 	uint64_t next_seq; /* one past the last message sent */
-	uint64_t rng;
-	double loss, dup, reorder;
-	/* First transmissions waiting for sendmmsg, as offsets into st (which may move). */
-	size_t batch_off[BATCH + 1];
-	uint32_t batch_len[BATCH + 1];
+	uint64_t rng, rng_b;
+	double loss, dup, reorder, loss_b;
+	/* First transmissions waiting for sendmmsg, as offsets into st (which may move), and the
+	 * line each goes out on. */
+	size_t batch_off[BATCH + 2];
+	uint32_t batch_len[BATCH + 2];
+	uint8_t batch_line[BATCH + 2];
 	unsigned nbatch;
 	long held; /* packet index held back to simulate reordering, or -1 */
-	uint64_t dropped, duplicated, reordered;
+	uint64_t dropped, duplicated, reordered, dropped_b, dropped_both;
 	uint64_t requests, bad_requests, retransmitted, retrans_packets, controls;
 	uint8_t rbuf[SL_MOLD_MAX_PACKET];
 };
@@ -81,8 +84,9 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: sluice-feed --messages N [--seed S] [--stocks K] [--rate MSG/S]\n"
 		"                   [--port P] [--session NAME]\n"
-		"                   (--udp HOST:PORT | --pcap FILE | --raw FILE)\n"
-		"                   [--loss P] [--dup P] [--reorder P] [--linger-ms MS] [--quiet]\n"
+		"                   (--udp HOST:PORT [--udp-b HOST:PORT] | --pcap FILE | --raw FILE)\n"
+		"                   [--loss P] [--loss-b P] [--dup P] [--reorder P] [--linger-ms MS]\n"
+		"                   [--quiet]\n"
 		"  --messages N     ITCH 5.0 messages in the session (required, >= 1)\n"
 		"  --seed S         generator seed (default 1); same seed, same bytes\n"
 		"  --stocks K       symbols in the stock directory (default 64, 1..65535)\n"
@@ -91,6 +95,9 @@ static void usage(FILE *out)
 		"  --port P         UDP source port (--udp: bind; 0 = any; --pcap: default 26400)\n"
 		"  --session NAME   MoldUDP64 session, up to 10 letters/digits (SLUICE0001)\n"
 		"  --udp HOST:PORT  send MoldUDP64 there and answer re-requests on --port\n"
+		"  --udp-b HOST:PORT  a B line: every packet is sent there too (A/B feed)\n"
+		"  --loss-b P       probability of dropping a packet on the B line, rolled\n"
+		"                   apart from line A's --loss (--dup and --reorder: A only)\n"
 		"  --pcap FILE      write Ethernet/IPv4/UDP frames to a nanosecond pcap, to\n"
 		"                   the --udp address if given, else 233.54.12.111:26477\n"
 		"  --raw FILE       write NASDAQ's raw format (u16 length + message)\n"
@@ -183,6 +190,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		O_REORDER,
 		O_LINGER,
 		O_QUIET,
+		O_UDP_B,
+		O_LOSS_B,
 		O_HELP
 	};
 	static const struct option lo[] = {
@@ -200,6 +209,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "reorder", required_argument, NULL, O_REORDER },
 		{ "linger-ms", required_argument, NULL, O_LINGER },
 		{ "quiet", no_argument, NULL, O_QUIET },
+		{ "udp-b", required_argument, NULL, O_UDP_B },
+		{ "loss-b", required_argument, NULL, O_LOSS_B },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -244,6 +255,15 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			o->udp = optarg;
 			if (parse_hostport(optarg, &o->dst))
 				bad = "--udp (HOST:PORT, IPv4)";
+			break;
+		case O_UDP_B:
+			o->udp_b = optarg;
+			if (parse_hostport(optarg, &o->dst_b))
+				bad = "--udp-b (HOST:PORT, IPv4)";
+			break;
+		case O_LOSS_B:
+			if (parse_prob(optarg, &o->loss_b))
+				bad = "--loss-b";
 			break;
 		case O_PCAP:
 			o->pcap = optarg;
@@ -294,6 +314,14 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		fprintf(stderr, "sluice-feed: one of --udp, --pcap, --raw is required\n");
 		return -1;
 	}
+	if (!o->udp && o->udp_b) {
+		fprintf(stderr, "sluice-feed: --udp-b needs --udp (the A line)\n");
+		return -1;
+	}
+	if (!o->udp_b && o->loss_b > 0) {
+		fprintf(stderr, "sluice-feed: --loss-b applies to --udp-b only\n");
+		return -1;
+	}
 	if (!o->udp && (o->loss > 0 || o->dup > 0 || o->reorder > 0)) {
 		fprintf(stderr, "sluice-feed: --loss, --dup and --reorder apply to --udp only\n");
 		return -1;
@@ -324,6 +352,17 @@ static uint64_t due_ns(uint64_t n, uint64_t rate)
 static double dice(struct sender *s)
 {
 	uint64_t z = (s->rng += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	z ^= z >> 31;
+	return (double)(z >> 11) * (1.0 / 9007199254740992.0);
+}
+
+/* Line B's dice: a stream of their own, so A's losses stay what they were without B. */
+static double dice_b(struct sender *s)
+{
+	uint64_t z = (s->rng_b += 0x9e3779b97f4a7c15ull);
 
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
 	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
@@ -521,8 +560,8 @@ static int flush_batch(struct sender *s)
 		iov[i].iov_len = s->batch_len[i];
 		mh[i].msg_hdr.msg_iov = &iov[i];
 		mh[i].msg_hdr.msg_iovlen = 1;
-		mh[i].msg_hdr.msg_name = &s->dst;
-		mh[i].msg_hdr.msg_namelen = sizeof(s->dst);
+		mh[i].msg_hdr.msg_name = &s->dst[s->batch_line[i]];
+		mh[i].msg_hdr.msg_namelen = sizeof(s->dst[0]);
 	}
 	while (done < s->nbatch) {
 		int r = sendmmsg(s->fd, mh + done, s->nbatch - done, 0);
@@ -542,23 +581,38 @@ static int flush_batch(struct sender *s)
 	return serve_requests(s);
 }
 
-static int queue_stored(struct sender *s, size_t idx)
+static int queue_line(struct sender *s, size_t idx, int line)
 {
 	size_t end = idx + 1 < s->st.n ? s->st.off[idx + 1] : s->st.len;
 
 	s->batch_off[s->nbatch] = s->st.off[idx];
 	s->batch_len[s->nbatch] = (uint32_t)(end - s->st.off[idx]);
+	s->batch_line[s->nbatch] = (uint8_t)line;
 	s->nbatch++;
 	return s->nbatch >= BATCH ? flush_batch(s) : 0;
 }
 
-/* First transmission of the packet just stored, through the simulated network. */
+static int queue_stored(struct sender *s, size_t idx)
+{
+	return queue_line(s, idx, 0);
+}
+
+/* First transmission of the packet just stored, through the simulated network: on line A
+ * (with loss, duplication and reordering) and, with --udp-b, on line B (with its own loss). */
 static int transmit(struct sender *s)
 {
 	size_t idx = s->st.n - 1;
-	int err;
+	int err, lost_a = s->loss > 0 && dice(s) < s->loss;
 
-	if (s->loss > 0 && dice(s) < s->loss) {
+	if (s->has_b) {
+		if (s->loss_b > 0 && dice_b(s) < s->loss_b) {
+			s->dropped_b++;
+			s->dropped_both += (uint64_t)lost_a;
+		} else if ((err = queue_line(s, idx, 1))) {
+			return err;
+		}
+	}
+	if (lost_a) {
 		s->dropped++;
 		return 0;
 	}
@@ -586,7 +640,10 @@ static int send_control(struct sender *s, uint16_t count)
 
 	sl__mold_packet_control(pkt, s->session, s->next_seq, count);
 	s->controls++;
-	return send_one(s, pkt, sizeof(pkt), &s->dst);
+	int err = send_one(s, pkt, sizeof(pkt), &s->dst[0]);
+	if (!err && s->has_b)
+		err = send_one(s, pkt, sizeof(pkt), &s->dst[1]);
+	return err;
 }
 
 static int sender_open(struct sender *s, const struct opts *o)
@@ -597,7 +654,11 @@ static int sender_open(struct sender *s, const struct opts *o)
 	memset(s, 0, sizeof(*s));
 	s->held = -1;
 	s->fd = -1;
-	s->dst = o->dst;
+	s->dst[0] = o->dst;
+	s->dst[1] = o->dst_b;
+	s->has_b = o->udp_b != NULL;
+	s->loss_b = o->loss_b;
+	s->rng_b = o->feed.seed ^ 0xb11eb11eb11eb11eull;
 	memcpy(s->session, o->feed.session, SL_MOLD_SESSION_LEN);
 	s->max_packet = o->feed.max_packet;
 	s->rng = o->feed.seed ^ 0x5eed5eed5eed5eedull;
@@ -710,8 +771,8 @@ int main(int argc, char **argv)
 		err = sender_open(s, &o);
 		if (err)
 			goto out;
-		dst_ip = ntohl(s->dst.sin_addr.s_addr);
-		dst_port = ntohs(s->dst.sin_port);
+		dst_ip = ntohl(s->dst[0].sin_addr.s_addr);
+		dst_port = ntohs(s->dst[0].sin_port);
 	}
 	if (o.pcap) {
 		err = sl__capture_writer_open(o.pcap, SL_CAPTURE_PCAP, &pw);
@@ -836,10 +897,14 @@ int main(int argc, char **argv)
 	 * progress lines. */
 	printf("sluice-feed: messages=%" PRIu64 " packets=%" PRIu64 " end_of_session=%" PRIu64
 	       " retransmitted=%" PRIu64 " requests=%" PRIu64 " dropped=%" PRIu64
-	       " duplicated=%" PRIu64 " reordered=%" PRIu64 " elapsed=%.3fs rate=%.0f msg/s\n",
+	       " duplicated=%" PRIu64 " reordered=%" PRIu64 " elapsed=%.3fs rate=%.0f msg/s",
 	       msgs, packets, controls + (s ? s->controls : 0), s ? s->retransmitted : 0,
 	       s ? s->requests : 0, s ? s->dropped : 0, s ? s->duplicated : 0, s ? s->reordered : 0,
 	       secs, secs > 0 ? (double)msgs / secs : 0.0);
+	if (s && s->has_b)
+		printf(" dropped_b=%" PRIu64 " dropped_both=%" PRIu64, s->dropped_b,
+		       s->dropped_both);
+	printf("\n");
 out:
 	sl__capture_writer_close(pw);
 	sl__capture_writer_close(rw);

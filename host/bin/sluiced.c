@@ -1,5 +1,6 @@
 /* sluiced - the appliance daemon: recovers the store in --data, then feeds it from the UDP
- * front end (--udp) and/or a capture file (--replay), printing progress, until SIGTERM/SIGINT
+ * front end (--udp), the XDP/AF_XDP front end (--xdp) and/or a capture file (--replay),
+ * printing progress, until SIGTERM/SIGINT
  * (or the end of the session with --exit-at-end). Parses options, calls libsluice, prints.
  */
 #include <getopt.h>
@@ -24,9 +25,18 @@ static void on_signal(int sig)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: sluiced --data DIR [--udp HOST:PORT] [--replay FILE] [options]\n"
+		"usage: sluiced --data DIR [--udp HOST:PORT | --xdp IFACE --feed LINES] [--replay FILE]\n"
+		"               [options]\n"
 		"  --data DIR            store directory (created if missing)\n"
 		"  --udp HOST:PORT       receive MoldUDP64 on this address (multicast groups join)\n"
+		"  --xdp IFACE           receive through XDP + AF_XDP on IFACE (root)\n"
+		"  --feed ADDR:PORT[,ADDR:PORT]  with --xdp: the feed's lines (A, B); duplicates\n"
+		"                        across lines are dropped in XDP\n"
+		"  --queues N            with --xdp: rx queues 0..N-1, one socket each (default 1)\n"
+		"  --xdp-mode native|generic  with --xdp: where the program runs (default native)\n"
+		"  --zero-copy auto|on|off    with --xdp: AF_XDP zero-copy (default auto: falls\n"
+		"                        back to copy mode)\n"
+		"  --busy-poll           with --xdp: busy-poll the sockets (spins a core)\n"
 		"  --replay FILE         ingest a pcap or NASDAQ raw ITCH file first\n"
 		"  --port P              with --replay of a pcap: only datagrams to UDP port P\n"
 		"  --rerequest HOST:PORT the feed's MoldUDP64 rewinder (gap re-requests)\n"
@@ -90,6 +100,12 @@ int main(int argc, char **argv)
 		{ "stats-ms", required_argument, NULL, 'S' },
 		{ "no-sync", no_argument, NULL, 'n' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "xdp", required_argument, NULL, 'X' },
+		{ "feed", required_argument, NULL, 'F' },
+		{ "queues", required_argument, NULL, 'Q' },
+		{ "xdp-mode", required_argument, NULL, 'O' },
+		{ "zero-copy", required_argument, NULL, 'Z' },
+		{ "busy-poll", no_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -97,12 +113,14 @@ int main(int argc, char **argv)
 	sl_options_init(&o);
 	o.flags |= SL_OPEN_CREATE;
 	const char *udp = NULL, *replay = NULL;
+	struct sl_xsk_config xc;
+	sl_xsk_config_init(&xc);
 	unsigned long port = 0, rcvbuf = 0, idle_exit_ms = 0, stats_ms = 1000;
 	int exit_at_end = 0, quiet = 0, c;
 	char *end;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		unsigned long v = 0;
-		if (optarg && strchr("pgsbiSmMT", c)) {
+		if (optarg && strchr("pgsbiSmMTQ", c)) {
 			v = strtoul(optarg, &end, 10);
 			if (*end || !optarg[0]) {
 				fprintf(stderr, "sluiced: not a number: %s\n", optarg);
@@ -130,23 +148,68 @@ int main(int argc, char **argv)
 		case 'S': stats_ms = v; break;
 		case 'n': o.flags |= SL_OPEN_NO_SYNC; break;
 		case 'q': quiet = 1; break;
+		case 'X': xc.ifname = optarg; break;
+		case 'F': xc.feed = optarg; break;
+		case 'Q': xc.queues = (uint32_t)v; break;
+		case 'P': xc.busy_poll = 1; break;
+		case 'O':
+			if (!strcmp(optarg, "native"))
+				xc.mode = SL_XSK_MODE_NATIVE;
+			else if (!strcmp(optarg, "generic"))
+				xc.mode = SL_XSK_MODE_GENERIC;
+			else {
+				fprintf(stderr, "sluiced: --xdp-mode is native or generic, not %s\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 'Z':
+			if (!strcmp(optarg, "auto"))
+				xc.zero_copy = SL_XSK_ZC_AUTO;
+			else if (!strcmp(optarg, "on"))
+				xc.zero_copy = SL_XSK_ZC_ON;
+			else if (!strcmp(optarg, "off"))
+				xc.zero_copy = SL_XSK_ZC_OFF;
+			else {
+				fprintf(stderr, "sluiced: --zero-copy is auto, on or off, not %s\n",
+					optarg);
+				return 2;
+			}
+			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
-	if (!o.data_dir || optind != argc || (!udp && !replay) || port > 65535) {
+	if (!o.data_dir || optind != argc || (!udp && !replay && !xc.ifname) || port > 65535 ||
+	    (udp && xc.ifname)) {
 		usage(stderr);
+		return 2;
+	}
+	if (xc.ifname && !xc.feed) {
+		fprintf(stderr, "sluiced: --xdp needs --feed ADDR:PORT[,ADDR:PORT]\n");
 		return 2;
 	}
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 
+	/* The XDP front end first: where it cannot work, say why before touching the store. */
+	struct sl_xsk *x = NULL;
+	if (xc.ifname) {
+		char why[256];
+		int xr = sl_xsk_open(&xc, &x, why, sizeof(why));
+		if (xr < 0) {
+			fprintf(stderr, "sluiced: --xdp %s: %s (%s); the UDP front end (--udp) needs "
+				"none of this\n", xc.ifname, why, sl_strerror(xr));
+			return 1;
+		}
+	}
 	struct sl_db *db;
 	uint64_t t0 = mono_ns();
 	int r = sl_db_open(&o, &db);
 	if (r < 0) {
 		fprintf(stderr, "sluiced: opening %s: %s\n", o.data_dir, sl_strerror(r));
+		sl_xsk_close(x);
 		return 1;
 	}
 	struct sl_stats s;
@@ -178,9 +241,20 @@ int main(int argc, char **argv)
 				o.rerequest_addr ? o.rerequest_addr : "");
 		}
 	}
+	if (x && !quiet) {
+		struct sl_xsk_stats xs;
+		sl_xsk_get_stats(x, &xs);
+		fprintf(stderr, "sluiced: listening on %s with XDP (%s mode, %s, %u queue%s, %u-byte "
+			"frames%s) for %s%s%s\n", xc.ifname,
+			xs.mode == SL_XSK_MODE_GENERIC ? "generic" : "native",
+			xs.zero_copy ? "zero-copy" : "copy", xs.queues, xs.queues == 1 ? "" : "s",
+			xs.frame_size, xc.busy_poll ? ", busy polling" : "", xc.feed,
+			o.rerequest_addr ? ", re-requests to " : "",
+			o.rerequest_addr ? o.rerequest_addr : "");
+	}
 	uint64_t last_stats = mono_ns(), last_rx = mono_ns();
-	while (u && !stop_requested) {
-		r = sl_udp_pump(u, db, 50);
+	while ((u || x) && !stop_requested) {
+		r = u ? sl_udp_pump(u, db, 50) : sl_xsk_pump(x, db, 50);
 		if (r < 0) {
 			fprintf(stderr, "sluiced: %s\n", sl_strerror(r));
 			rc = 1;
@@ -227,6 +301,20 @@ int main(int argc, char **argv)
 		       "drops %" PRIu64 "\n",
 		       us.datagrams, us.batches, us.kernel_drops);
 	}
+	if (x) {
+		struct sl_xsk_stats xs;
+		sl_xsk_get_stats(x, &xs);
+		printf("sluiced: xdp: %" PRIu64 " packets in %" PRIu64 " batches, %" PRIu64
+		       " fill-ring wakeups; program: seen %"
+		       PRIu64 ", steered %" PRIu64 ", passed %" PRIu64 ", malformed %" PRIu64
+		       ", duplicates dropped %" PRIu64 ", no socket %" PRIu64 ", fragments %" PRIu64
+		       "; socket drops %" PRIu64 " (ring full %" PRIu64 ", fill ring empty %" PRIu64
+		       ", invalid %" PRIu64 ")\n",
+		       xs.packets, xs.batches, xs.wakeups, xs.xdp_seen, xs.xdp_steered, xs.xdp_passed,
+		       xs.xdp_malformed, xs.xdp_duplicates, xs.xdp_no_socket, xs.xdp_fragments,
+		       xs.rx_dropped, xs.rx_ring_full, xs.rx_fill_ring_empty, xs.rx_invalid_descs);
+	}
+	sl_xsk_close(x);
 	sl_udp_close(u);
 	r = sl_db_close(db);
 	if (r < 0) {

@@ -366,7 +366,8 @@ SL_API int sl_udp_open(const char *addr, uint32_t rcvbuf_bytes, struct sl_udp **
 
 /* Wait at most timeout_ms for datagrams, receive a batch with recvmmsg (up to 64), append them
  * with sl_db_append_packets, and drive sl_db_tick. Returns the number of datagrams appended
- * (0 on a timeout) or a fatal error. Writer thread only. */
+ * (0 on a timeout) or a fatal error. db NULL: receive and discard (measuring the front end
+ * alone). Writer thread only. */
 SL_API int sl_udp_pump(struct sl_udp *u, struct sl_db *db, int timeout_ms);
 
 struct sl_udp_stats {
@@ -374,6 +375,69 @@ struct sl_udp_stats {
 };
 SL_API void sl_udp_get_stats(const struct sl_udp *u, struct sl_udp_stats *out);
 SL_API void sl_udp_close(struct sl_udp *u);
+
+/* The XDP/AF_XDP front end (Linux, root or CAP_BPF + CAP_NET_ADMIN): an XDP program on ifname
+ * steers the feed's datagrams (every line of cfg->feed) to one AF_XDP socket per rx queue,
+ * dropping in XDP the packets of one line whose messages the other line already delivered (A/B
+ * arbitration); everything else goes on to the kernel stack. */
+struct sl_xsk;
+
+#define SL_XSK_CONFIG_VERSION 1
+
+enum sl_xsk_mode {
+	SL_XSK_MODE_NATIVE = 0,   /* the driver runs the program (default) */
+	SL_XSK_MODE_GENERIC = 1,  /* the kernel runs it on socket buffers (any interface) */
+};
+
+enum sl_xsk_zero_copy {
+	SL_XSK_ZC_AUTO = 0,       /* zero-copy where the driver offers it, else copy mode */
+	SL_XSK_ZC_ON = 1,         /* zero-copy or fail */
+	SL_XSK_ZC_OFF = 2,        /* copy mode */
+};
+
+struct sl_xsk_config {
+	uint32_t version;         /* SL_XSK_CONFIG_VERSION */
+	const char *ifname;       /* the interface the feed arrives on */
+	const char *feed;         /* "ADDR:PORT[,ADDR:PORT...]": the lines of one feed (A, B, ...);
+				     IPv6 as [ADDR]:PORT; ADDR "*" or empty = any address */
+	uint32_t queues;          /* rx queues 0..queues-1, one socket each (default 1) */
+	uint32_t mode;            /* enum sl_xsk_mode */
+	uint32_t zero_copy;       /* enum sl_xsk_zero_copy */
+	uint32_t busy_poll;       /* 1: SO_PREFER_BUSY_POLL/SO_BUSY_POLL, spin while traffic flows */
+	uint32_t ring_size;       /* rx and fill ring entries per socket (default 2048, power of 2) */
+};
+
+/* Fill *c with defaults and the current version. */
+SL_API void sl_xsk_config_init(struct sl_xsk_config *c);
+
+/* Load the XDP program, fill its feed map, create the UMEMs and sockets, attach the program
+ * (through a BPF link: it detaches when the handle closes or the process dies; a program of the
+ * same name left attached the old way is replaced, never stacked; another program is left alone
+ * and the open fails with -EBUSY). 0, or an error with one line in why (cap bytes, may be NULL)
+ * saying exactly what is missing: not root / no permission for BPF (-EPERM), no such interface
+ * (-ENODEV), a bad feed (SL_ECONFIG), the mode or zero-copy unsupported (-EOPNOTSUPP), ... */
+SL_API int sl_xsk_open(const struct sl_xsk_config *c, struct sl_xsk **out, char *why, size_t cap);
+
+/* As sl_udp_pump: wait at most timeout_ms, hand every received MoldUDP64 packet to
+ * sl_db_append_packets straight from the UMEM frames (no copy), give the frames back to the
+ * fill ring, drive sl_db_tick, and tell the program the host's delivered sequence. Returns the
+ * packets appended or a fatal error. db NULL: receive and give the frames back (measuring the
+ * front end alone). Writer thread only. */
+SL_API int sl_xsk_pump(struct sl_xsk *x, struct sl_db *db, int timeout_ms);
+
+struct sl_xsk_stats {
+	uint64_t packets, bytes, batches, wakeups;  /* received by the sockets */
+	/* the XDP program's counters, summed over CPUs (seen = steered + passed + duplicates) */
+	uint64_t xdp_seen, xdp_steered, xdp_passed, xdp_malformed, xdp_duplicates, xdp_no_socket,
+		xdp_fragments;
+	/* XDP_STATISTICS, summed over sockets: frames the kernel could not hand over */
+	uint64_t rx_dropped, rx_invalid_descs, rx_ring_full, rx_fill_ring_empty;
+	uint32_t queues, zero_copy, mode, frame_size;
+};
+SL_API void sl_xsk_get_stats(const struct sl_xsk *x, struct sl_xsk_stats *out);
+
+/* Detach the program, close the sockets, free everything. Accepts NULL. */
+SL_API void sl_xsk_close(struct sl_xsk *x);
 
 struct sl_ingest_progress {
 	uint64_t bytes_done, bytes_total;  /* of the capture file */
