@@ -181,6 +181,7 @@ TEST_EXTRA_model := fault_os model
 # libuv, libmicrohttpd and OpenSSL's libcrypto (HMAC-SHA256) come from Debian (scripts/deps.sh).
 LIBS += -lraft -luv -lmicrohttpd -lcrypto
 MOD_repl := $(basename $(notdir $(LIB_SRCS)))
+MOD_repl_auth := err
 # ---- End of replication --------------------------------------------------------------------
 
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))

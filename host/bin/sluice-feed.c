@@ -42,6 +42,8 @@ struct opts {
 	uint16_t port;
 	const char *udp, *pcap, *raw;
 	struct sockaddr_in dst; /* --udp, resolved */
+	struct sockaddr_in also[4]; /* --also-udp: more lines with the same packets */
+	unsigned nalso;
 	double loss, dup, reorder;
 	uint64_t linger_ms;
 	int quiet;
@@ -60,6 +62,8 @@ struct store {
 struct sender {
 	int fd;
 	struct sockaddr_in dst;
+	struct sockaddr_in also[4];
+	unsigned nalso;
 	char session[SL_MOLD_SESSION_LEN];
 	uint32_t max_packet;
 	struct store st;
@@ -91,6 +95,8 @@ static void usage(FILE *out)
 		"  --port P         UDP source port (--udp: bind; 0 = any; --pcap: default 26400)\n"
 		"  --session NAME   MoldUDP64 session, up to 10 letters/digits (SLUICE0001)\n"
 		"  --udp HOST:PORT  send MoldUDP64 there and answer re-requests on --port\n"
+		"  --also-udp HOST:PORT  the same packets to another line too (A/B feeds, a\n"
+		"                   cluster's nodes; repeat up to 4 times)\n"
 		"  --pcap FILE      write Ethernet/IPv4/UDP frames to a nanosecond pcap, to\n"
 		"                   the --udp address if given, else 233.54.12.111:26477\n"
 		"  --raw FILE       write NASDAQ's raw format (u16 length + message)\n"
@@ -176,6 +182,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		O_PORT,
 		O_SESSION,
 		O_UDP,
+		O_ALSO_UDP,
 		O_PCAP,
 		O_RAW,
 		O_LOSS,
@@ -193,6 +200,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "port", required_argument, NULL, O_PORT },
 		{ "session", required_argument, NULL, O_SESSION },
 		{ "udp", required_argument, NULL, O_UDP },
+		{ "also-udp", required_argument, NULL, O_ALSO_UDP },
 		{ "pcap", required_argument, NULL, O_PCAP },
 		{ "raw", required_argument, NULL, O_RAW },
 		{ "loss", required_argument, NULL, O_LOSS },
@@ -244,6 +252,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			o->udp = optarg;
 			if (parse_hostport(optarg, &o->dst))
 				bad = "--udp (HOST:PORT, IPv4)";
+			break;
+		case O_ALSO_UDP:
+			if (o->nalso == 4 || parse_hostport(optarg, &o->also[o->nalso++]))
+				bad = "--also-udp (HOST:PORT, IPv4, at most 4)";
 			break;
 		case O_PCAP:
 			o->pcap = optarg;
@@ -509,7 +521,7 @@ static int wait_until(struct sender *s, uint64_t t)
 	}
 }
 
-static int flush_batch(struct sender *s)
+static int flush_batch_to(struct sender *s, struct sockaddr_in *dst)
 {
 	struct mmsghdr mh[BATCH + 1];
 	struct iovec iov[BATCH + 1];
@@ -521,8 +533,8 @@ static int flush_batch(struct sender *s)
 		iov[i].iov_len = s->batch_len[i];
 		mh[i].msg_hdr.msg_iov = &iov[i];
 		mh[i].msg_hdr.msg_iovlen = 1;
-		mh[i].msg_hdr.msg_name = &s->dst;
-		mh[i].msg_hdr.msg_namelen = sizeof(s->dst);
+		mh[i].msg_hdr.msg_name = dst;
+		mh[i].msg_hdr.msg_namelen = sizeof(*dst);
 	}
 	while (done < s->nbatch) {
 		int r = sendmmsg(s->fd, mh + done, s->nbatch - done, 0);
@@ -538,6 +550,16 @@ static int flush_batch(struct sender *s)
 		}
 		done += (unsigned)r;
 	}
+	return 0;
+}
+
+static int flush_batch(struct sender *s)
+{
+	int r = flush_batch_to(s, &s->dst);
+	for (unsigned i = 0; i < s->nalso && !r; i++)
+		r = flush_batch_to(s, &s->also[i]);
+	if (r)
+		return r;
 	s->nbatch = 0;
 	return serve_requests(s);
 }
@@ -586,6 +608,8 @@ static int send_control(struct sender *s, uint16_t count)
 
 	sl__mold_packet_control(pkt, s->session, s->next_seq, count);
 	s->controls++;
+	for (unsigned i = 0; i < s->nalso; i++)
+		send_one(s, pkt, sizeof(pkt), &s->also[i]);
 	return send_one(s, pkt, sizeof(pkt), &s->dst);
 }
 
@@ -598,6 +622,8 @@ static int sender_open(struct sender *s, const struct opts *o)
 	s->held = -1;
 	s->fd = -1;
 	s->dst = o->dst;
+	memcpy(s->also, o->also, sizeof(s->also));
+	s->nalso = o->nalso;
 	memcpy(s->session, o->feed.session, SL_MOLD_SESSION_LEN);
 	s->max_packet = o->feed.max_packet;
 	s->rng = o->feed.seed ^ 0x5eed5eed5eed5eedull;

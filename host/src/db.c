@@ -1273,6 +1273,24 @@ SL_API int sl_db_flush(struct sl_db *db)
 	return sl__store_wait_flushed(db->st, last);
 }
 
+int sl__db_flush_quiesced(struct sl_db *db)
+{
+	if (!db->cluster || !db->applier_running)
+		return -EINVAL;
+	/* The log's thread is gone: this thread may feed the applier now. Everything committed
+	 * was queued; what this node proposed beyond it never was and is not flushed. */
+	uint64_t last = db->log.ops->durable_seq(db->log.impl);
+	if (last <= sl__store_checkpoint(db->st))
+		return 0;
+	sl__store_request_rotate(db->st, last);
+	struct apply_batch *b = take_slot(db);
+	b->n = 0;
+	b->last_seq = last;
+	ck_ring_enqueue_spsc(&db->full, db->full_buf, b);
+	wake(db, &db->applier_idle, &db->acv);
+	return sl__store_wait_flushed(db->st, last);
+}
+
 SL_API int sl_db_compact(struct sl_db *db)
 {
 	if (db->rdonly)

@@ -18,4 +18,9 @@ int sl__db_open_os(const struct sl_options *o, const struct sl_os *os, struct sl
  * SL_ENOTLEADER. SL_ECONFIG for a log that is not replicated or a read-only open. */
 int sl__db_open_log(const struct sl_options *o, const struct sl_log *log, struct sl_db **out);
 
+/* Cluster mode, once the replicated log delivers no more (its thread stopped): write what was
+ * committed and applied to tables, so that the directory alone (offline replay, verify, a
+ * restart) holds it. 0, or the flush's error. */
+int sl__db_flush_quiesced(struct sl_db *db);
+
 #endif /* SL_DB_H */

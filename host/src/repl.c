@@ -269,7 +269,9 @@ static int apply_frames(struct sl_repl *r, const uint8_t *buf, size_t len, const
 	r->scratch_n = 0;
 	r->scratch_floor = ck_pr_load_64(&r->applied_seq);
 	size_t off = 0;
-	while (off < len) {
+	/* Entries end with zeros up to a multiple of 8 (raft_uv needs entry lengths that are):
+	 * no frame fits in less than that. */
+	while (len - off >= 8) {
 		long got = sl__repl_frame_decode(buf + off, len - off, collect, r);
 		if (got < 0) {
 			pthread_mutex_lock(&r->mu);
@@ -418,6 +420,10 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
 	sl_iter_close(it);
 	if (!rc)
 		rc = snap_flush(b);
+	if (!rc && (rc = snap_room(b, 8)) == 0) {
+		while (b->len % 8)
+			b->p[b->len++] = 0; /* raft_uv wants lengths that are multiples of 8 */
+	}
 	struct raft_buffer *out = rc ? NULL : raft_malloc(sizeof(*out));
 	if (rc || !out) {
 		fprintf(stderr, "sluice: repl: taking a snapshot at seq %" PRIu64 ": %s\n", upto,
@@ -603,21 +609,22 @@ void sl__repl_poll(struct sl_repl *r)
 			r->barrier_pending = 0;
 	}
 	while (r->ready && r->pend_len) {
-		size_t n = take_frames(r);
+		size_t n = take_frames(r), padded = (n + 7) & ~(size_t)7;
 		struct proposal *p = calloc(1, sizeof(*p));
-		void *base = raft_malloc(n);
+		uint8_t *base = raft_malloc(padded);
 		if (!p || !base) {
 			free(p);
 			raft_free(base);
 			break; /* try again at the next poll */
 		}
 		memcpy(base, r->pend, n);
+		memset(base + n, 0, padded - n);
 		memmove(r->pend, r->pend + n, r->pend_len - n);
 		r->pend_len -= n;
 		p->r = r;
 		p->bytes = n;
 		p->req.data = p;
-		struct raft_buffer rb = { .base = base, .len = n };
+		struct raft_buffer rb = { .base = base, .len = padded };
 		r->inflight_reqs++;
 		r->st.proposals++;
 		int rc = raft_apply(r->raft, &p->req, &rb, 1, proposal_done);
