@@ -14,7 +14,7 @@ BIN="$BUILD/bin"
 ROUNDS="${SL_CLUSTER_ROUNDS:-20}"
 [ -n "${SL_CLUSTER_LONG:-}" ] && ROUNDS=100
 # The feed outlasts the kills: about 1.1 s a round.
-RATE=40000
+RATE=20000
 N=$((RATE * (ROUNDS * 11 / 10 + 4)))
 tmp=$(mktemp -d /tmp/sl_cluster.XXXXXX)
 pids=""
