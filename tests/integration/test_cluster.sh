@@ -40,7 +40,7 @@ start_node() { # $1 = node id
 	"$BIN/sluiced" --data "$tmp/n$1" --udp "127.0.0.1:$((base + $1))" \
 		--rerequest "127.0.0.1:$feed_port" --gap-timeout-ms 120000 --stats-ms 0 \
 		--accel cpu --cluster-id ci --node "$1" --peers "$peers" \
-		--cluster-key-file "$tmp/key" --admin "$(admin "$1")" \
+		--cluster-key-file "$tmp/key" --admin "$(admin "$1")" --snapshot-entries 1024 \
 		>>"$tmp/n$1.out" 2>>"$tmp/n$1.err" &
 	eval "pid$1=$!"
 	pids="$pids $!"
@@ -113,7 +113,7 @@ seed=$$
 kills=0
 failovers=""
 r=0
-while [ $r -lt "$ROUNDS" ]; do
+while [ $kills -lt "$ROUNDS" ] && [ $r -lt $((ROUNDS * 3)) ]; do
 	r=$((r + 1))
 	seed=$(((seed * 1103515245 + 12345) % 2147483648))
 	sleep "0.$((300 + seed % 600))"
@@ -134,6 +134,16 @@ while [ $r -lt "$ROUNDS" ]; do
 	[ "$new" != 0 ] && failovers="$failovers $((t1 - t0))"
 	echo "round $r: killed node $leader, node $new leads after $((t1 - t0)) ms"
 	start_node "$leader"
+	if [ $kills = $((ROUNDS / 2)) ] && [ "$new" != 0 ]; then
+		# A follower restarted from empty catches up by snapshot while ingest goes on.
+		wiped=$((new % 3 + 1))
+		eval "victim=\$pid$wiped"
+		kill -9 "$victim"
+		wait "$victim" 2>/dev/null
+		rm -rf "$tmp/n$wiped"
+		echo "round $r: node $wiped restarted from an empty directory"
+		start_node "$wiped"
+	fi
 done
 check "$ROUNDS rounds of SIGKILL on the leader ($kills kills)" [ "$kills" -ge "$ROUNDS" ]
 nf=$(echo "$failovers" | wc -w)
@@ -155,6 +165,8 @@ while [ $t -lt 1200 ]; do
 done
 for i in 1 2 3; do status "$i" | cut -c1-220; done
 check "every node committed all $N messages" [ "$done_nodes" = 3 ]
+check "the node restarted from empty installed a snapshot" \
+	grep -q "installed a snapshot .*this node had 0)" "$tmp/n$wiped.err"
 kill -TERM "$feed" 2>/dev/null
 wait "$feed" 2>/dev/null
 feed=""
