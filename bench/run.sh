@@ -3,7 +3,9 @@
 # against RocksDB on durable ITCH ingest, then bench_store, the storage engine end to end
 # (durable ingest, point lookups, full compaction, recovery) against RocksDB, then bench_accel,
 # the accelerator operations on every backend present (cpu, auto, opencl, sim and its modelled
-# FPGA/GPU times). BENCH_ONLY=ingest, store or accel runs only that one. Extra options come from $BENCH_ARGS
+# FPGA/GPU times), then bench_cluster, replication (single node against a 3-node raft cluster:
+# ingest, commit latency at 100k msg/s, failover over SIGKILLs of the leader).
+# BENCH_ONLY=ingest, store, accel or cluster runs only that one; BENCH_CLUSTER_ARGS passes options. Extra options come from $BENCH_ARGS
 # for bench_ingest and $BENCH_STORE_ARGS for bench_store (split on blanks), e.g.
 # BENCH_ARGS="--messages 500000 --json" BENCH_STORE_ARGS="--messages 50M". The reports (stdout)
 # are also written to $BUILD/bench/results.txt (bench_ingest) and $BUILD/bench/results-store.txt
@@ -12,9 +14,9 @@ set -eu
 BUILD="${BUILD:-build}"
 only="${BENCH_ONLY:-}"
 case "$only" in
-"" | ingest | store | accel) ;;
+"" | ingest | store | accel | cluster) ;;
 *)
-	echo "run.sh: BENCH_ONLY must be ingest, store or accel, not '$only'" >&2
+	echo "run.sh: BENCH_ONLY must be ingest, store, accel or cluster, not '$only'" >&2
 	exit 2
 	;;
 esac
@@ -56,6 +58,14 @@ if [ -z "$only" ] || [ "$only" = store ]; then
 fi
 if [ -z "$only" ] || [ "$only" = accel ]; then
 	run_bench bench_accel "$BUILD/bench/results-accel.txt"
+	r="$(cat "$status")"
+	if [ "$rc" -eq 0 ]; then
+		rc="$r"
+	fi
+fi
+if [ -z "$only" ] || [ "$only" = cluster ]; then
+	# shellcheck disable=SC2086 # BENCH_CLUSTER_ARGS is a list of options
+	run_bench bench_cluster "$BUILD/bench/results-cluster.txt" ${BENCH_CLUSTER_ARGS:-}
 	r="$(cat "$status")"
 	if [ "$rc" -eq 0 ]; then
 		rc="$r"
