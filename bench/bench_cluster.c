@@ -31,6 +31,7 @@ struct opts {
 	uint64_t rate;
 	double seconds;
 	unsigned kills;
+	unsigned snapshot_entries;
 	const char *dir;
 	const char *bindir;
 	int json;
@@ -192,7 +193,8 @@ static void run_cluster(const struct sl_msg *msgs, const struct opts *o, struct 
 		so.flags = SL_OPEN_CREATE;
 		so.accel = "cpu";
 		struct sl_node_config nc = { .cluster_id = "bench", .node_id = (unsigned)i + 1,
-					     .peers = peers, .key_file = key };
+					     .peers = peers, .key_file = key,
+					     .snapshot_threshold = o->snapshot_entries };
 		int r = sl__node_open(&nc, &so, &nodes[i]);
 		if (r < 0)
 			die("cluster node", sl_strerror(r));
@@ -340,7 +342,7 @@ static void run_failover(const struct opts *o, uint64_t *fo, unsigned *nfo)
 static void usage(void)
 {
 	fprintf(stderr, "usage: bench_cluster [--messages N] [--rate MSG/S] [--seconds S] "
-			"[--kills K] [--dir DIR] [--bin DIR] [--json]\n");
+			"[--kills K] [--snapshot-entries N] [--dir DIR] [--bin DIR] [--json]\n");
 	exit(2);
 }
 
@@ -363,6 +365,8 @@ int main(int argc, char **argv)
 			o.rate = strtoull(v, NULL, 10);
 		else if (!strcmp(a, "--seconds"))
 			o.seconds = atof(v);
+		else if (!strcmp(a, "--snapshot-entries"))
+			o.snapshot_entries = (unsigned)strtoul(v, NULL, 10);
 		else if (!strcmp(a, "--kills"))
 			o.kills = (unsigned)strtoul(v, NULL, 10);
 		else if (!strcmp(a, "--dir"))

@@ -67,6 +67,11 @@ struct chunk {
 	uint8_t *data;
 };
 
+struct snap_chunk {
+	uint8_t *p;
+	size_t len, cap;
+};
+
 struct proposal {
 	struct raft_apply req;
 	struct sl_repl *r;
@@ -109,6 +114,10 @@ struct sl_repl {
 	size_t scratch_cap;
 	size_t scratch_n;
 	uint64_t scratch_floor;     /* records at or below this are already applied */
+	struct snap_chunk *sc;      /* the snapshot store (see sc_append) */
+	size_t nsc, sc_cap;
+	int sc_open;                /* the last chunk takes appends */
+	uint64_t sc_first, sc_last, sc_records;
 	int corrupt_said;
 };
 
@@ -131,7 +140,8 @@ long sl__repl_frame_encode(const struct sl_log_rec *recs, size_t n, void *buf, s
 	size_t need = SL_REPL_FRAME_HDR;
 	for (size_t i = 0; i < n; i++)
 		need += SL_REPL_REC_HDR + recs[i].len;
-	if (need > cap || need - SL_REPL_FRAME_HDR > UINT32_MAX || n > UINT32_MAX)
+	size_t padded = (need + 7) & ~(size_t)7;
+	if (padded > cap || need - SL_REPL_FRAME_HDR > UINT32_MAX || n > UINT32_MAX)
 		return -ENOSPC;
 	uint8_t *p = (uint8_t *)buf + SL_REPL_FRAME_HDR;
 	for (size_t i = 0; i < n; i++) {
@@ -150,7 +160,8 @@ long sl__repl_frame_encode(const struct sl_log_rec *recs, size_t n, void *buf, s
 	};
 	fh.crc = crc32c((uint8_t *)buf + SL_REPL_FRAME_HDR, fh.bytes);
 	memcpy(buf, &fh, sizeof(fh));
-	return (long)need;
+	memset((uint8_t *)buf + need, 0, padded - need);
+	return (long)padded;
 }
 
 long sl__repl_frame_decode(const void *p, size_t len,
@@ -160,12 +171,15 @@ long sl__repl_frame_decode(const void *p, size_t len,
 	if (len < sizeof(fh))
 		return SL_ECORRUPT;
 	memcpy(&fh, p, sizeof(fh));
-	if (fh.magic != SL_REPL_FRAME_MAGIC || fh.version != SL_REPL_VERSION ||
-	    fh.bytes > len - sizeof(fh))
+	size_t size = (sizeof(fh) + (size_t)fh.bytes + 7) & ~(size_t)7;
+	if (fh.magic != SL_REPL_FRAME_MAGIC || fh.version != SL_REPL_VERSION || size > len)
 		return SL_ECORRUPT;
 	const uint8_t *q = (const uint8_t *)p + sizeof(fh), *end = q + fh.bytes;
 	if (crc32c(q, fh.bytes) != fh.crc)
 		return SL_ECORRUPT;
+	for (const uint8_t *z = end; z < (const uint8_t *)p + size; z++)
+		if (*z)
+			return SL_ECORRUPT; /* the padding is zeros */
 	/* Check the whole frame before handing out any of it: all or nothing. */
 	const uint8_t *c = q;
 	uint64_t prev = 0;
@@ -192,7 +206,7 @@ long sl__repl_frame_decode(const void *p, size_t len,
 			return r;
 		q += sizeof(h) + h.len;
 	}
-	return (long)(sizeof(fh) + fh.bytes);
+	return (long)size;
 }
 
 /* ---- The committed store ------------------------------------------------------------------ */
@@ -263,11 +277,16 @@ static int collect(void *arg, const struct sl_log_rec *rec)
 	return 0;
 }
 
-/* Decode every frame of buf (len bytes) from off, then keep and apply the new records. */
+static int sc_append(struct sl_repl *r, const struct sl_log_rec *recs, size_t n);
+
+/* Decode every frame of buf (len bytes), then add what is new to the snapshot store and keep
+ * and apply what this node's state lacks (a restarted node has its tables already: raft
+ * replays what they hold into the snapshot store only). */
 static int apply_frames(struct sl_repl *r, const uint8_t *buf, size_t len, const char *what)
 {
+	uint64_t applied = ck_pr_load_64(&r->applied_seq);
 	r->scratch_n = 0;
-	r->scratch_floor = ck_pr_load_64(&r->applied_seq);
+	r->scratch_floor = applied < r->sc_last ? applied : r->sc_last;
 	size_t off = 0;
 	/* Entries end with zeros up to a multiple of 8 (raft_uv needs entry lengths that are):
 	 * no frame fits in less than that. */
@@ -287,16 +306,28 @@ static int apply_frames(struct sl_repl *r, const uint8_t *buf, size_t len, const
 		}
 		off += (size_t)got;
 	}
-	size_t n = r->scratch_n;
+	size_t n = r->scratch_n, k = 0;
+	while (k < n && r->scratch[k].seq <= r->sc_last)
+		k++;
+	int rc = k < n ? sc_append(r, r->scratch + k, n - k) : 0;
+	if (rc < 0) {
+		fprintf(stderr, "sluice: repl: keeping records for snapshots: %s\n",
+			sl_strerror(rc));
+		return rc;
+	}
+	/* The records this node's state lacks: a suffix, as for the snapshot store. */
+	struct sl_log_rec *recs = r->scratch;
+	while (n && recs->seq <= applied)
+		recs++, n--;
 	if (!n)
 		return 0;
-	int rc = keep(r, r->scratch, n);
+	rc = keep(r, recs, n);
 	if (rc < 0) {
 		fprintf(stderr, "sluice: repl: keeping committed records: %s\n", sl_strerror(rc));
 		return rc;
 	}
 	if (r->bound) {
-		rc = r->ap.apply(r->ap.arg, r->scratch, n);
+		rc = r->ap.apply(r->ap.arg, recs, n);
 		if (rc < 0)
 			fprintf(stderr, "sluice: repl: applying committed records: %s\n",
 				sl_strerror(rc));
@@ -304,7 +335,7 @@ static int apply_frames(struct sl_repl *r, const uint8_t *buf, size_t len, const
 		fprintf(stderr, "sluice: repl: %zu committed records before a db was bound\n", n);
 	}
 	pthread_mutex_lock(&r->mu);
-	ck_pr_store_64(&r->applied_seq, r->scratch[n - 1].seq);
+	ck_pr_store_64(&r->applied_seq, recs[n - 1].seq);
 	r->st.records_applied += n;
 	pthread_cond_broadcast(&r->cv);
 	pthread_mutex_unlock(&r->mu);
@@ -324,133 +355,89 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
 
 /* ---- Snapshots ---------------------------------------------------------------------------- */
 
-struct snap_buf {
-	uint8_t *p;
-	size_t len, cap;
-	struct sl_log_rec recs[256];
-	uint8_t data[256][256]; /* payload copies: the iterator's pointer lives one call */
-	uint8_t *big[256];      /* payloads longer than 256 bytes */
-	size_t n;
-};
-
-static int snap_room(struct snap_buf *b, size_t need)
+/* The snapshot store (raft's thread only): every committed record since the beginning, as
+ * frames in chunks. Chunks before the last are sealed and never change, so a snapshot is a
+ * header plus pointers to the chunks (the open one is sealed first): taking one costs no copy
+ * and no stall of raft's thread, and its bytes stay put while raft_uv writes them. */
+static int sc_append(struct sl_repl *r, const struct sl_log_rec *recs, size_t n)
 {
-	if (b->len + need <= b->cap)
-		return 0;
-	size_t cap = b->cap ? b->cap : 1u << 20;
-	while (cap < b->len + need)
-		cap *= 2;
-	void *q = raft_realloc(b->p, cap);
-	if (!q)
-		return -ENOMEM;
-	b->p = q;
-	b->cap = cap;
+	size_t need = SL_REPL_FRAME_HDR;
+	for (size_t i = 0; i < n; i++)
+		need += SL_REPL_REC_HDR + recs[i].len;
+	need = (need + 7) & ~(size_t)7;
+	struct snap_chunk *c = r->sc_open ? &r->sc[r->nsc - 1] : NULL;
+	if (!c || c->len + need > c->cap) {
+		if (r->nsc == r->sc_cap) {
+			size_t cap = r->sc_cap ? r->sc_cap * 2 : 64;
+			struct snap_chunk *p = realloc(r->sc, cap * sizeof(*p));
+			if (!p)
+				return -ENOMEM;
+			r->sc = p;
+			r->sc_cap = cap;
+		}
+		size_t cap = need > CHUNK_BYTES ? need : CHUNK_BYTES;
+		uint8_t *mem = malloc(cap);
+		if (!mem)
+			return -ENOMEM;
+		c = &r->sc[r->nsc++];
+		*c = (struct snap_chunk){ .p = mem, .cap = cap };
+		r->sc_open = 1;
+	}
+	long got = sl__repl_frame_encode(recs, n, c->p + c->len, c->cap - c->len);
+	if (got < 0)
+		return (int)got;
+	c->len += (size_t)got;
+	if (!r->sc_first)
+		r->sc_first = recs[0].seq;
+	r->sc_last = recs[n - 1].seq;
+	r->sc_records += n;
 	return 0;
 }
 
-static int snap_flush(struct snap_buf *b)
-{
-	size_t need = SL_REPL_FRAME_HDR;
-	for (size_t i = 0; i < b->n; i++)
-		need += SL_REPL_REC_HDR + b->recs[i].len;
-	int rc = b->n ? snap_room(b, need) : 0;
-	if (!rc && b->n) {
-		long got = sl__repl_frame_encode(b->recs, b->n, b->p + b->len, b->cap - b->len);
-		rc = got < 0 ? (int)got : 0;
-		if (!rc)
-			b->len += (size_t)got;
-	}
-	for (size_t i = 0; i < b->n; i++) {
-		free(b->big[i]);
-		b->big[i] = NULL;
-	}
-	b->n = 0;
-	return rc;
-}
-
-/* The state at the last applied record: every retained event up to it (the tables' events and
- * the committed store), so a node that installs it lacks nothing the group committed. */
+/* Raft's thread: the state at the last applied entry is every record the store holds. */
 static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
 	struct sl_repl *r = fsm->data;
-	if (!r->db)
-		return RAFT_NOMEM; /* nothing to read yet: raft tries again later */
-	struct snap_buf *b = calloc(1, sizeof(*b));
-	if (!b)
-		return RAFT_NOMEM;
-	uint64_t upto = ck_pr_load_64(&r->applied_seq), first = 0, count = 0;
-	int rc = snap_room(b, SNAP_HDR);
-	b->len = SNAP_HDR;
-	struct sl_iter *it = NULL;
-	if (!rc && upto)
-		rc = sl_iter_open(r->db, 0, &it);
-	while (!rc && it) {
-		struct sl_event ev;
-		int g = sl_iter_next(it, &ev);
-		if (g == SL_EEND || (g == 0 && ev.seq > upto))
-			break;
-		if (g < 0) {
-			rc = g;
-			break;
-		}
-		if (!first)
-			first = ev.seq;
-		count++;
-		struct sl_log_rec *rec = &b->recs[b->n];
-		*rec = (struct sl_log_rec){ .seq = ev.seq, .rx_ns = ev.rx_ns, .len = ev.len,
-					    .type = ev.kind == SL_EVENT_GAP ? SL_LOG_GAP :
-					    SL_LOG_MSG };
-		if (ev.len <= sizeof(b->data[0])) {
-			memcpy(b->data[b->n], ev.data, ev.len);
-			rec->data = b->data[b->n];
-		} else {
-			b->big[b->n] = malloc(ev.len);
-			if (!b->big[b->n]) {
-				rc = -ENOMEM;
-				break;
-			}
-			memcpy(b->big[b->n], ev.data, ev.len);
-			rec->data = b->big[b->n];
-		}
-		if (++b->n == 256)
-			rc = snap_flush(b);
-		if (ev.seq == upto)
-			break;
-	}
-	sl_iter_close(it);
-	if (!rc)
-		rc = snap_flush(b);
-	if (!rc && (rc = snap_room(b, 8)) == 0) {
-		while (b->len % 8)
-			b->p[b->len++] = 0; /* raft_uv wants lengths that are multiples of 8 */
-	}
-	struct raft_buffer *out = rc ? NULL : raft_malloc(sizeof(*out));
-	if (rc || !out) {
-		fprintf(stderr, "sluice: repl: taking a snapshot at seq %" PRIu64 ": %s\n", upto,
-			sl_strerror(rc ? rc : -ENOMEM));
-		for (size_t i = 0; i < b->n; i++)
-			free(b->big[i]);
-		raft_free(b->p);
-		free(b);
+	struct raft_buffer *out = raft_malloc((1 + r->nsc) * sizeof(*out));
+	struct snap_hdr *h = raft_malloc(sizeof(*h));
+	if (!out || !h) {
+		raft_free(out);
+		raft_free(h);
 		return RAFT_NOMEM;
 	}
-	struct snap_hdr h = { .magic = SL_REPL_SNAP_MAGIC, .version = SL_REPL_VERSION,
-			      .applied_seq = upto, .first_seq = first, .records = count };
-	memcpy(b->p, &h, sizeof(h));
-	out->base = b->p;
-	out->len = b->len;
+	*h = (struct snap_hdr){ .magic = SL_REPL_SNAP_MAGIC, .version = SL_REPL_VERSION,
+				.applied_seq = r->sc_last, .first_seq = r->sc_first,
+				.records = r->sc_records };
+	out[0] = (struct raft_buffer){ .base = h, .len = sizeof(*h) };
+	r->sc_open = 0; /* sealed: appends go to a new chunk from here */
+	for (size_t i = 0; i < r->nsc; i++)
+		out[1 + i] = (struct raft_buffer){ .base = r->sc[i].p, .len = r->sc[i].len };
 	*bufs = out;
-	*n_bufs = 1;
-	free(b);
+	*n_bufs = (unsigned)(1 + r->nsc);
 	pthread_mutex_lock(&r->mu);
 	r->st.snapshots_taken++;
 	pthread_mutex_unlock(&r->mu);
 	return 0;
 }
 
+/* Raft's thread, once the snapshot is stored (or failed): the header and the array are ours
+ * to free; the chunks stay in the store. */
+static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[],
+				 unsigned *n_bufs)
+{
+	(void)fsm;
+	if (*bufs) {
+		if (*n_bufs)
+			raft_free((*bufs)[0].base);
+		raft_free(*bufs);
+	}
+	*bufs = NULL;
+	*n_bufs = 0;
+	return 0;
+}
+
 /* Install: what the snapshot holds past what this node applied, through the same path as
- * entries. A node whose state ends before the snapshot's first record would keep a hole: said
- * on stderr (retention let that history go). */
+ * entries (and past what its snapshot store holds, into that). */
 static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 {
 	struct sl_repl *r = fsm->data;
@@ -465,10 +452,6 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 		return RAFT_CORRUPT;
 	}
 	uint64_t have = ck_pr_load_64(&r->applied_seq);
-	if (h.first_seq > have + 1 && h.applied_seq > have)
-		fprintf(stderr, "sluice: repl: snapshot starts at seq %" PRIu64 " but this node "
-			"applied only through %" PRIu64 ": history in between is not retained\n",
-			h.first_seq, have);
 	int rc = apply_frames(r, (const uint8_t *)buf->base + sizeof(h), buf->len - sizeof(h),
 			      "snapshot");
 	if (rc < 0)
@@ -533,7 +516,7 @@ static size_t take_frames(struct sl_repl *r)
 	while (off < r->pend_len) {
 		struct frame_hdr fh;
 		memcpy(&fh, r->pend + off, sizeof(fh));
-		size_t sz = sizeof(fh) + fh.bytes;
+		size_t sz = (sizeof(fh) + fh.bytes + 7) & ~(size_t)7;
 		if (off && off + sz > r->cfg.max_entry_bytes)
 			break;
 		off += sz;
@@ -940,15 +923,16 @@ int sl__repl_new(const struct sl_repl_config *cfg, struct sl_repl **out)
 	if (!r->cfg.max_inflight_bytes)
 		r->cfg.max_inflight_bytes = 64ull << 20;
 	if (!r->cfg.max_entry_bytes)
-		r->cfg.max_entry_bytes = 1u << 20;
+		r->cfg.max_entry_bytes = 256u << 10;
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_cond_init(&r->cv, NULL);
 	pthread_mutex_init(&r->cmu, NULL);
-	r->fsm.version = 1;
+	r->fsm.version = 2;
 	r->fsm.data = r;
 	r->fsm.apply = fsm_apply;
 	r->fsm.snapshot = fsm_snapshot;
 	r->fsm.restore = fsm_restore;
+	r->fsm.snapshot_finalize = fsm_snapshot_finalize;
 	*out = r;
 	return 0;
 }
@@ -962,6 +946,9 @@ void sl__repl_free(struct sl_repl *r)
 		free(r->chunks[i]);
 	}
 	free(r->chunks);
+	for (size_t i = 0; i < r->nsc; i++)
+		free(r->sc[i].p);
+	free(r->sc);
 	free(r->pend);
 	free(r->scratch);
 	pthread_mutex_destroy(&r->mu);

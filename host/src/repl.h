@@ -11,8 +11,11 @@
  *
  * Frame, little-endian: magic "SLRF"(u32) version(u16) flags(u16) count(u32) bytes(u32)
  * crc32c(u32, over the records) reserved(u32), then count records of: seq(u64) rx_ns(u64)
- * len(u32) type(u32) data[len]. A snapshot is a header (magic "SLSN", version, the last
- * applied sequence) followed by frames of every retained event up to that sequence.
+ * len(u32) type(u32) data[len], then zeros up to a multiple of 8 bytes (raft_uv 0.15 misreads
+ * its segments when an entry's length is not one). An entry is frames back to back. A
+ * snapshot is a header (magic "SLSN", version, the last applied sequence, first sequence,
+ * record count) followed by frames of every committed record: the snapshot store keeps them
+ * in memory (see README: what is not done), so taking a snapshot copies nothing.
  */
 #ifndef SL_REPL_H
 #define SL_REPL_H
@@ -31,7 +34,7 @@
 
 struct sl_repl_config {
 	uint64_t max_inflight_bytes; /* proposals not yet committed before append waits (64 MiB) */
-	uint32_t max_entry_bytes;    /* queued batches coalesce into entries up to this (1 MiB) */
+	uint32_t max_entry_bytes;    /* queued batches coalesce into entries up to this (256 KiB) */
 	int no_wait;                 /* append never waits for room: SL_ETIMEDOUT instead (tests
 					 driving raft on the appending thread) */
 };

@@ -6,13 +6,15 @@
 # must lead and the feed goes on. At the end every node holds exactly the original stream (no
 # gap, no duplicate: byte-for-byte the offline ingest of the same session), verify passes, a
 # node without the key is refused and says so, writes and membership calls to a follower name
-# the leader. SL_CLUSTER_ROUNDS (default 20) kills; SL_CLUSTER_LONG=1 for a long run (100).
+# the leader. SL_CLUSTER_ROUNDS (default 20) kills; SL_CLUSTER_LONG=1 for a long run (100);
+# SL_TEST_QUICK (make check) 5.
 # Run from the repository root with $BUILD set.
 set -u
 BUILD="${BUILD:-build}"
 BIN="$BUILD/bin"
 ROUNDS="${SL_CLUSTER_ROUNDS:-20}"
 [ -n "${SL_CLUSTER_LONG:-}" ] && ROUNDS=100
+[ -n "${SL_TEST_QUICK:-}" ] && ROUNDS=5
 # The feed outlasts the kills: about 1.1 s a round.
 RATE=20000
 N=$((RATE * (ROUNDS * 11 / 10 + 4)))
