@@ -84,7 +84,6 @@ struct sl_repl {
 	struct raft *raft;
 	void (*kick)(void *);
 	void *kick_arg;
-	struct sl_db *db;
 	struct sl_log_apply ap;
 	int bound;
 
@@ -356,9 +355,7 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
 /* ---- Snapshots ---------------------------------------------------------------------------- */
 
 /* The snapshot store (raft's thread only): every committed record since the beginning, as
- * frames in chunks. Chunks before the last are sealed and never change, so a snapshot is a
- * header plus pointers to the chunks (the open one is sealed first): taking one costs no copy
- * and no stall of raft's thread, and its bytes stay put while raft_uv writes them. */
+ * frames in chunks, so that a snapshot is a memory copy rather than a read of the tables. */
 static int sc_append(struct sl_repl *r, const struct sl_log_rec *recs, size_t n)
 {
 	size_t need = SL_REPL_FRAME_HDR;
@@ -394,45 +391,38 @@ static int sc_append(struct sl_repl *r, const struct sl_log_rec *recs, size_t n)
 	return 0;
 }
 
-/* Raft's thread: the state at the last applied entry is every record the store holds. */
+/* Raft's thread: the state at the last applied entry is every record the store holds: one
+ * buffer (raft frees it), a header and the chunks copied back to back (a memory copy, no
+ * decoding). */
 static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
 	struct sl_repl *r = fsm->data;
-	struct raft_buffer *out = raft_malloc((1 + r->nsc) * sizeof(*out));
-	struct snap_hdr *h = raft_malloc(sizeof(*h));
-	if (!out || !h) {
+	size_t len = SNAP_HDR;
+	for (size_t i = 0; i < r->nsc; i++)
+		len += r->sc[i].len;
+	struct raft_buffer *out = raft_malloc(sizeof(*out));
+	uint8_t *p = raft_malloc(len);
+	if (!out || !p) {
 		raft_free(out);
-		raft_free(h);
+		raft_free(p);
 		return RAFT_NOMEM;
 	}
-	*h = (struct snap_hdr){ .magic = SL_REPL_SNAP_MAGIC, .version = SL_REPL_VERSION,
-				.applied_seq = r->sc_last, .first_seq = r->sc_first,
-				.records = r->sc_records };
-	out[0] = (struct raft_buffer){ .base = h, .len = sizeof(*h) };
-	r->sc_open = 0; /* sealed: appends go to a new chunk from here */
-	for (size_t i = 0; i < r->nsc; i++)
-		out[1 + i] = (struct raft_buffer){ .base = r->sc[i].p, .len = r->sc[i].len };
+	struct snap_hdr h = { .magic = SL_REPL_SNAP_MAGIC, .version = SL_REPL_VERSION,
+			      .applied_seq = r->sc_last, .first_seq = r->sc_first,
+			      .records = r->sc_records };
+	memcpy(p, &h, sizeof(h));
+	size_t off = SNAP_HDR;
+	for (size_t i = 0; i < r->nsc; i++) {
+		memcpy(p + off, r->sc[i].p, r->sc[i].len);
+		off += r->sc[i].len;
+	}
+	out->base = p;
+	out->len = len;
 	*bufs = out;
-	*n_bufs = (unsigned)(1 + r->nsc);
+	*n_bufs = 1;
 	pthread_mutex_lock(&r->mu);
 	r->st.snapshots_taken++;
 	pthread_mutex_unlock(&r->mu);
-	return 0;
-}
-
-/* Raft's thread, once the snapshot is stored (or failed): the header and the array are ours
- * to free; the chunks stay in the store. */
-static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[],
-				 unsigned *n_bufs)
-{
-	(void)fsm;
-	if (*bufs) {
-		if (*n_bufs)
-			raft_free((*bufs)[0].base);
-		raft_free(*bufs);
-	}
-	*bufs = NULL;
-	*n_bufs = 0;
 	return 0;
 }
 
@@ -861,7 +851,6 @@ static int log_close(void *impl)
 	pthread_mutex_lock(&r->mu);
 	r->closed = 1;
 	r->bound = 0;
-	r->db = NULL;
 	r->ready = 0;
 	pthread_cond_broadcast(&r->cv);
 	pthread_mutex_unlock(&r->mu);
@@ -923,16 +912,15 @@ int sl__repl_new(const struct sl_repl_config *cfg, struct sl_repl **out)
 	if (!r->cfg.max_inflight_bytes)
 		r->cfg.max_inflight_bytes = 64ull << 20;
 	if (!r->cfg.max_entry_bytes)
-		r->cfg.max_entry_bytes = 256u << 10;
+		r->cfg.max_entry_bytes = 1u << 20;
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_cond_init(&r->cv, NULL);
 	pthread_mutex_init(&r->cmu, NULL);
-	r->fsm.version = 2;
+	r->fsm.version = 1;
 	r->fsm.data = r;
 	r->fsm.apply = fsm_apply;
 	r->fsm.snapshot = fsm_snapshot;
 	r->fsm.restore = fsm_restore;
-	r->fsm.snapshot_finalize = fsm_snapshot_finalize;
 	*out = r;
 	return 0;
 }
@@ -973,13 +961,6 @@ void sl__repl_attach(struct sl_repl *r, struct raft *raft, void (*kick)(void *),
 	r->raft = raft;
 	r->kick = kick;
 	r->kick_arg = arg;
-}
-
-void sl__repl_set_db(struct sl_repl *r, struct sl_db *db)
-{
-	pthread_mutex_lock(&r->mu);
-	r->db = db;
-	pthread_mutex_unlock(&r->mu);
 }
 
 void sl__repl_get_status(struct sl_repl *r, struct sl_repl_status *out)

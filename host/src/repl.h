@@ -7,7 +7,7 @@
  *
  * repl does not run raft: whoever owns the raft instance (repl_node.c over raft_uv, or a test's
  * raft_fixture) calls sl__repl_poll on raft's thread whenever proposals may be waiting or the
- * role may have changed. repl knows db only through the public API (sl_iter for snapshots).
+ * role may have changed. repl knows nothing of db: it hands committed records to a callback.
  *
  * Frame, little-endian: magic "SLRF"(u32) version(u16) flags(u16) count(u32) bytes(u32)
  * crc32c(u32, over the records) reserved(u32), then count records of: seq(u64) rx_ns(u64)
@@ -15,7 +15,7 @@
  * its segments when an entry's length is not one). An entry is frames back to back. A
  * snapshot is a header (magic "SLSN", version, the last applied sequence, first sequence,
  * record count) followed by frames of every committed record: the snapshot store keeps them
- * in memory (see README: what is not done), so taking a snapshot copies nothing.
+ * in memory (see README: what is not done), so taking a snapshot is a memory copy.
  */
 #ifndef SL_REPL_H
 #define SL_REPL_H
@@ -77,9 +77,6 @@ void sl__repl_log(struct sl_repl *r, struct sl_log *out);
 /* The raft instance (initialized, started or not) and how to wake its thread from another one
  * (kick: e.g. uv_async_send; NULL where the appending thread drives raft itself). */
 void sl__repl_attach(struct sl_repl *r, struct raft *raft, void (*kick)(void *), void *arg);
-
-/* The db the log serves (after sl__db_open_log), read for snapshots. NULL before close. */
-void sl__repl_set_db(struct sl_repl *r, struct sl_db *db);
 
 /* Raft's thread: follow role changes (a new leader first commits a barrier, then accepts
  * appends after everything committed before: a new epoch), and submit queued proposals as

@@ -234,7 +234,8 @@ static void removed(struct raft_change *req, int status)
 static void transferred(struct raft_transfer *req)
 {
 	struct sl_node *n = req->data;
-	op_finish(n, raft_state(&n->raft) == RAFT_LEADER ? RAFT_LEADERSHIPLOST : 0);
+	/* Still leading: the transfer did not happen (target not caught up, or gone). */
+	op_finish(n, raft_state(&n->raft) == RAFT_LEADER ? RAFT_CANCELED : 0);
 }
 
 static void start_op(struct sl_node *n)
@@ -598,7 +599,6 @@ int sl__node_open(const struct sl_node_config *nc, const struct sl_options *o,
 		fprintf(stderr, "sluice: cluster: opening %s: %s\n", o->data_dir, sl_strerror(r));
 		goto out_free;
 	}
-	sl__repl_set_db(n->repl, n->db);
 	if ((r = start_raft(n, key, key_len)))
 		goto out_free;
 	if (nc->admin && (r = sl__http_open(nc->admin, admin, n, &n->http))) {

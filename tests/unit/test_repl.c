@@ -80,7 +80,6 @@ static struct sl_db *open_node_db(const char *dir, struct sl_repl *r)
 	sl__repl_log(r, &log);
 	struct sl_db *db;
 	assert_int_equal(sl__db_open_log(&o, &log, &db), 0);
-	sl__repl_set_db(r, db);
 	return db;
 }
 
