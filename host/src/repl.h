@@ -34,7 +34,7 @@
 
 struct sl_repl_config {
 	uint64_t max_inflight_bytes; /* proposals not yet committed before append waits (64 MiB) */
-	uint32_t max_entry_bytes;    /* queued batches coalesce into entries up to this (256 KiB) */
+	uint32_t max_entry_bytes;    /* queued batches coalesce into entries up to this (1 MiB) */
 	int no_wait;                 /* append never waits for room: SL_ETIMEDOUT instead (tests
 					 driving raft on the appending thread) */
 };
