@@ -207,6 +207,15 @@ TEST_EXTRA_corrupt := fault_os
 MOD_model := $(basename $(notdir $(LIB_SRCS)))
 TEST_EXTRA_model := fault_os model
 
+# ---- Replication (issue 6) ------------------------------------------------------------------
+# repl.c: the raft FSM and the replicated log behind the log seam; repl_node.c: a node on
+# raft_uv and raft_uv_tcp with peer authentication; http.c: the admin endpoint. canonical raft,
+# libuv, libmicrohttpd and OpenSSL's libcrypto (HMAC-SHA256) come from Debian (scripts/deps.sh).
+LIBS += -lraft -luv -lmicrohttpd -lcrypto
+MOD_repl := $(basename $(notdir $(LIB_SRCS)))
+MOD_repl_auth := err
+# ---- End of replication --------------------------------------------------------------------
+
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_NAMES := $(patsubst tests/unit/test_%.c,%,$(UNIT_SRCS))
 UNIT_BINS := $(addprefix $(BUILD)/tests/test_,$(UNIT_NAMES))

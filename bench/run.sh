@@ -4,20 +4,22 @@
 # (durable ingest, point lookups, full compaction, recovery) against RocksDB, then bench_accel,
 # the accelerator operations on every backend present (cpu, auto, opencl, sim and its modelled
 # FPGA/GPU times), then bench_xdp, the AF_XDP front end against the recvmmsg UDP front end in a
-# veth pair (root only). BENCH_ONLY=ingest, store, accel or xdp runs only that one. Extra options
-# come from $BENCH_ARGS for bench_ingest, $BENCH_STORE_ARGS for bench_store and $BENCH_XDP_ARGS
-# for bench_xdp (split on blanks), e.g.
+# veth pair (root only), then bench_cluster, replication (single node against a 3-node raft
+# cluster: ingest, commit latency at 100k msg/s, failover over SIGKILLs of the leader).
+# BENCH_ONLY=ingest, store, accel, xdp or cluster runs only that one. Extra options come from
+# $BENCH_ARGS for bench_ingest, $BENCH_STORE_ARGS for bench_store, $BENCH_XDP_ARGS for bench_xdp
+# and $BENCH_CLUSTER_ARGS for bench_cluster (split on blanks), e.g.
 # BENCH_ARGS="--messages 500000 --json" BENCH_STORE_ARGS="--messages 50M". The reports (stdout)
 # are also written to $BUILD/bench/results.txt (bench_ingest) and $BUILD/bench/results-store.txt
-# (bench_store), $BUILD/bench/results-accel.txt and $BUILD/bench/results-xdp.txt; progress goes
-# to stderr. Exits with the first failing benchmark's status.
+# (bench_store), $BUILD/bench/results-accel.txt, results-xdp.txt and results-cluster.txt;
+# progress goes to stderr. Exits with the first failing benchmark's status.
 set -eu
 BUILD="${BUILD:-build}"
 only="${BENCH_ONLY:-}"
 case "$only" in
-"" | ingest | store | accel | xdp) ;;
+"" | ingest | store | accel | xdp | cluster) ;;
 *)
-	echo "run.sh: BENCH_ONLY must be ingest, store, accel or xdp, not '$only'" >&2
+	echo "run.sh: BENCH_ONLY must be ingest, store, accel, xdp or cluster, not '$only'" >&2
 	exit 2
 	;;
 esac
@@ -74,6 +76,14 @@ if [ -z "$only" ] || [ "$only" = xdp ]; then
 		if [ "$rc" -eq 0 ]; then
 			rc="$r"
 		fi
+	fi
+fi
+if [ -z "$only" ] || [ "$only" = cluster ]; then
+	# shellcheck disable=SC2086 # BENCH_CLUSTER_ARGS is a list of options
+	run_bench bench_cluster "$BUILD/bench/results-cluster.txt" ${BENCH_CLUSTER_ARGS:-}
+	r="$(cat "$status")"
+	if [ "$rc" -eq 0 ]; then
+		rc="$r"
 	fi
 fi
 exit "$rc"

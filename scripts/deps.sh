@@ -9,6 +9,8 @@
 set -eu
 want="${1:-build}"
 pkgs="gcc make pkg-config libck-dev libcmocka-dev libisal-dev iproute2 tshark"
+# Replication: canonical raft (with libuv), the admin endpoint, HMAC-SHA256 for peer auth.
+pkgs="$pkgs libraft-dev libuv1-dev libmicrohttpd-dev libssl-dev"
 # OpenCL: the ICD loader (the library links it), the headers, and PoCL (CI's OpenCL device).
 pkgs="$pkgs ocl-icd-opencl-dev opencl-c-headers pocl-opencl-icd clinfo"
 # XDP/AF_XDP: the program is built with clang -target bpf, its skeleton with bpftool.

@@ -42,6 +42,8 @@ struct opts {
 	uint16_t port;
 	const char *udp, *udp_b, *pcap, *raw;
 	struct sockaddr_in dst, dst_b; /* --udp, --udp-b, resolved */
+	struct sockaddr_in also[4]; /* --also-udp: more lines with line A's packets */
+	unsigned nalso;
 	double loss, dup, reorder, loss_b;
 	uint64_t linger_ms;
 	int quiet;
@@ -61,6 +63,8 @@ struct sender {
 	int fd;
 	struct sockaddr_in dst[2]; /* line A, and line B when has_b */
 	int has_b;
+	struct sockaddr_in also[4]; /* --also-udp: line A's packets there too */
+	unsigned nalso;
 	char session[SL_MOLD_SESSION_LEN];
 	uint32_t max_packet;
 	struct store st;
@@ -84,7 +88,8 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: sluice-feed --messages N [--seed S] [--stocks K] [--rate MSG/S]\n"
 		"                   [--port P] [--session NAME]\n"
-		"                   (--udp HOST:PORT [--udp-b HOST:PORT] | --pcap FILE | --raw FILE)\n"
+		"                   (--udp HOST:PORT [--udp-b HOST:PORT] [--also-udp HOST:PORT]...\n"
+		"                    | --pcap FILE | --raw FILE)\n"
 		"                   [--loss P] [--loss-b P] [--dup P] [--reorder P] [--linger-ms MS]\n"
 		"                   [--quiet]\n"
 		"  --messages N     ITCH 5.0 messages in the session (required, >= 1)\n"
@@ -98,6 +103,8 @@ static void usage(FILE *out)
 		"  --udp-b HOST:PORT  a B line: every packet is sent there too (A/B feed)\n"
 		"  --loss-b P       probability of dropping a packet on the B line, rolled\n"
 		"                   apart from line A's --loss (--dup and --reorder: A only)\n"
+		"  --also-udp HOST:PORT  line A's packets to another address too (a cluster's\n"
+		"                   nodes; repeat up to 4 times)\n"
 		"  --pcap FILE      write Ethernet/IPv4/UDP frames to a nanosecond pcap, to\n"
 		"                   the --udp address if given, else 233.54.12.111:26477\n"
 		"  --raw FILE       write NASDAQ's raw format (u16 length + message)\n"
@@ -192,6 +199,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		O_QUIET,
 		O_UDP_B,
 		O_LOSS_B,
+		O_ALSO_UDP,
 		O_HELP
 	};
 	static const struct option lo[] = {
@@ -211,6 +219,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "quiet", no_argument, NULL, O_QUIET },
 		{ "udp-b", required_argument, NULL, O_UDP_B },
 		{ "loss-b", required_argument, NULL, O_LOSS_B },
+		{ "also-udp", required_argument, NULL, O_ALSO_UDP },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -265,6 +274,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			if (parse_prob(optarg, &o->loss_b))
 				bad = "--loss-b";
 			break;
+		case O_ALSO_UDP:
+			if (o->nalso == 4 || parse_hostport(optarg, &o->also[o->nalso++]))
+				bad = "--also-udp (HOST:PORT, IPv4, at most 4)";
+			break;
 		case O_PCAP:
 			o->pcap = optarg;
 			break;
@@ -312,6 +325,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	}
 	if (!o->udp && !o->pcap && !o->raw) {
 		fprintf(stderr, "sluice-feed: one of --udp, --pcap, --raw is required\n");
+		return -1;
+	}
+	if (!o->udp && o->nalso) {
+		fprintf(stderr, "sluice-feed: --also-udp needs --udp (the A line)\n");
 		return -1;
 	}
 	if (!o->udp && o->udp_b) {
@@ -548,23 +565,12 @@ static int wait_until(struct sender *s, uint64_t t)
 	}
 }
 
-static int flush_batch(struct sender *s)
+static int send_all(struct sender *s, struct mmsghdr *mh, unsigned n)
 {
-	struct mmsghdr mh[BATCH + 1];
-	struct iovec iov[BATCH + 1];
 	unsigned done = 0;
 
-	memset(mh, 0, sizeof(mh[0]) * s->nbatch);
-	for (unsigned i = 0; i < s->nbatch; i++) {
-		iov[i].iov_base = s->st.buf + s->batch_off[i];
-		iov[i].iov_len = s->batch_len[i];
-		mh[i].msg_hdr.msg_iov = &iov[i];
-		mh[i].msg_hdr.msg_iovlen = 1;
-		mh[i].msg_hdr.msg_name = &s->dst[s->batch_line[i]];
-		mh[i].msg_hdr.msg_namelen = sizeof(s->dst[0]);
-	}
-	while (done < s->nbatch) {
-		int r = sendmmsg(s->fd, mh + done, s->nbatch - done, 0);
+	while (done < n) {
+		int r = sendmmsg(s->fd, mh + done, n - done, 0);
 
 		if (r < 0) {
 			if (errno == EINTR)
@@ -576,6 +582,42 @@ static int flush_batch(struct sender *s)
 			return -errno;
 		}
 		done += (unsigned)r;
+	}
+	return 0;
+}
+
+/* The batch on its lines, then line A's part of it to every --also-udp address. */
+static int flush_batch(struct sender *s)
+{
+	struct mmsghdr mh[BATCH + 2];
+	struct iovec iov[BATCH + 2];
+	int err;
+
+	memset(mh, 0, sizeof(mh[0]) * s->nbatch);
+	for (unsigned i = 0; i < s->nbatch; i++) {
+		iov[i].iov_base = s->st.buf + s->batch_off[i];
+		iov[i].iov_len = s->batch_len[i];
+		mh[i].msg_hdr.msg_iov = &iov[i];
+		mh[i].msg_hdr.msg_iovlen = 1;
+		mh[i].msg_hdr.msg_name = &s->dst[s->batch_line[i]];
+		mh[i].msg_hdr.msg_namelen = sizeof(s->dst[0]);
+	}
+	if ((err = send_all(s, mh, s->nbatch)))
+		return err;
+	for (unsigned a = 0; a < s->nalso; a++) {
+		unsigned n = 0;
+		memset(mh, 0, sizeof(mh[0]) * s->nbatch);
+		for (unsigned i = 0; i < s->nbatch; i++) {
+			if (s->batch_line[i])
+				continue;
+			mh[n].msg_hdr.msg_iov = &iov[i];
+			mh[n].msg_hdr.msg_iovlen = 1;
+			mh[n].msg_hdr.msg_name = &s->also[a];
+			mh[n].msg_hdr.msg_namelen = sizeof(s->also[a]);
+			n++;
+		}
+		if ((err = send_all(s, mh, n)))
+			return err;
 	}
 	s->nbatch = 0;
 	return serve_requests(s);
@@ -643,6 +685,8 @@ static int send_control(struct sender *s, uint16_t count)
 	int err = send_one(s, pkt, sizeof(pkt), &s->dst[0]);
 	if (!err && s->has_b)
 		err = send_one(s, pkt, sizeof(pkt), &s->dst[1]);
+	for (unsigned i = 0; i < s->nalso && !err; i++)
+		err = send_one(s, pkt, sizeof(pkt), &s->also[i]);
 	return err;
 }
 
@@ -657,6 +701,8 @@ static int sender_open(struct sender *s, const struct opts *o)
 	s->dst[0] = o->dst;
 	s->dst[1] = o->dst_b;
 	s->has_b = o->udp_b != NULL;
+	memcpy(s->also, o->also, sizeof(s->also));
+	s->nalso = o->nalso;
 	s->loss_b = o->loss_b;
 	s->rng_b = o->feed.seed ^ 0xb11eb11eb11eb11eull;
 	memcpy(s->session, o->feed.session, SL_MOLD_SESSION_LEN);

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "http.h"
 #include "sluice.h"
 
 static void usage(FILE *f)
@@ -32,7 +33,11 @@ static void usage(FILE *f)
 		"every command also takes --accel=MODE (auto, cpu, sim, opencl, xrt),\n"
 		"  --accel-binary FILE (xclbin or OpenCL binary), --accel-device NAME|P:D\n"
 		"  sluice stats --data DIR [--json]\n"
-		"  sluice version\n");
+		"  sluice version\n"
+		"  sluice cluster status --admin HOST:PORT [--json]   roles, sequences, follower lag\n"
+		"  sluice cluster add --admin HOST:PORT ID RAFT_HOST:PORT   add, then promote\n"
+		"  sluice cluster remove --admin HOST:PORT ID\n"
+		"  sluice cluster transfer --admin HOST:PORT [ID]   hand leadership over\n");
 }
 
 static int parse_u64(const char *s, uint64_t *v)
@@ -610,6 +615,51 @@ static int cmd_stats(int argc, char **argv)
 	return 0;
 }
 
+/* sluice cluster SUB --admin HOST:PORT ...: one request to a node's admin endpoint. */
+static int cmd_cluster(int argc, char **argv)
+{
+	const char *sub = argc > 1 ? argv[1] : "", *admin = NULL, *args[2] = { NULL, NULL };
+	int json = 0, nargs = 0;
+	for (int i = 2; i < argc; i++) {
+		if (!strcmp(argv[i], "--admin") && i + 1 < argc)
+			admin = argv[++i];
+		else if (!strcmp(argv[i], "--json"))
+			json = 1;
+		else if (nargs < 2 && argv[i][0] != '-')
+			args[nargs++] = argv[i];
+		else
+			admin = NULL, i = argc; /* unknown: usage below */
+	}
+	char path[512];
+	const char *method = "POST";
+	if (!strcmp(sub, "status") && !nargs) {
+		method = "GET";
+		snprintf(path, sizeof(path), "/status%s", json ? "" : "?format=text");
+	} else if (!strcmp(sub, "add") && nargs == 2) {
+		snprintf(path, sizeof(path), "/cluster/add?id=%s&address=%s", args[0], args[1]);
+	} else if (!strcmp(sub, "remove") && nargs == 1) {
+		snprintf(path, sizeof(path), "/cluster/remove?id=%s", args[0]);
+	} else if (!strcmp(sub, "transfer") && nargs <= 1) {
+		snprintf(path, sizeof(path), "/cluster/transfer%s%s", nargs ? "?id=" : "",
+			 nargs ? args[0] : "");
+	} else {
+		admin = NULL;
+	}
+	if (!admin) {
+		usage(stderr);
+		return 2;
+	}
+	static char body[65536];
+	int status = 0;
+	int r = sl__http_request(admin, method, path, body, sizeof(body), &status, 20000);
+	if (r < 0) {
+		fprintf(stderr, "sluice: cluster %s: %s: %s\n", sub, admin, sl_strerror(r));
+		return 1;
+	}
+	fputs(body, status == 200 ? stdout : stderr);
+	return status == 200 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -641,6 +691,8 @@ int main(int argc, char **argv)
 		return cmd_compact(argc, argv);
 	if (!strcmp(cmd, "stats"))
 		return cmd_stats(argc, argv);
+	if (!strcmp(cmd, "cluster"))
+		return cmd_cluster(argc, argv);
 	if (!strcmp(cmd, "version")) {
 		printf("sluice %s\n", sl_version());
 		return 0;

@@ -12,7 +12,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "repl_node.h"
 #include "sluice.h"
+
+/* Cluster options all go to sl__node_config_set under their own names. */
+#define OPT_CLUSTER 1000
+#define OPT_CLUSTER_CONFIG 1001
 
 static volatile sig_atomic_t stop_requested;
 
@@ -54,7 +59,16 @@ static void usage(FILE *f)
 		"  --idle-exit-ms MS     exit after MS without datagrams (0 = never)\n"
 		"  --stats-ms MS         progress line interval (default 1000, 0 = none)\n"
 		"  --no-sync             never fdatasync (measurement only: not durable)\n"
-		"  --quiet               no progress lines\n");
+		"  --quiet               no progress lines\n"
+		"Cluster mode (README: Replication): the raft log replaces the local WAL\n"
+		"  --cluster-id ID --node N --peers 1=HOST:PORT,2=HOST:PORT,... (raft addresses)\n"
+		"  --cluster-key-file F  shared key (16..256 bytes); peers without it are refused\n"
+		"  --raft-bind HOST:PORT listen for raft here instead of this node's peer address\n"
+		"  --admin HOST:PORT     GET /status (JSON), POST /cluster/add|remove|transfer\n"
+		"  --election-ms MS      raft election timeout (300); --heartbeat-ms MS (50)\n"
+		"  --snapshot-entries N  raft entries between snapshots (4096)\n"
+		"  --join                a new node: wait to be added (sluice cluster add)\n"
+		"  --cluster-config FILE the same as key=value lines\n");
 }
 
 static uint64_t mono_ns(void)
@@ -107,6 +121,17 @@ int main(int argc, char **argv)
 		{ "zero-copy", required_argument, NULL, 'Z' },
 		{ "busy-poll", no_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "cluster-id", required_argument, NULL, OPT_CLUSTER },
+		{ "node", required_argument, NULL, OPT_CLUSTER },
+		{ "peers", required_argument, NULL, OPT_CLUSTER },
+		{ "cluster-key-file", required_argument, NULL, OPT_CLUSTER },
+		{ "raft-bind", required_argument, NULL, OPT_CLUSTER },
+		{ "admin", required_argument, NULL, OPT_CLUSTER },
+		{ "election-ms", required_argument, NULL, OPT_CLUSTER },
+		{ "heartbeat-ms", required_argument, NULL, OPT_CLUSTER },
+		{ "snapshot-entries", required_argument, NULL, OPT_CLUSTER },
+		{ "join", no_argument, NULL, OPT_CLUSTER },
+		{ "cluster-config", required_argument, NULL, OPT_CLUSTER_CONFIG },
 		{ 0, 0, 0, 0 },
 	};
 	struct sl_options o;
@@ -116,9 +141,10 @@ int main(int argc, char **argv)
 	struct sl_xsk_config xc;
 	sl_xsk_config_init(&xc);
 	unsigned long port = 0, rcvbuf = 0, idle_exit_ms = 0, stats_ms = 1000;
-	int exit_at_end = 0, quiet = 0, c;
-	char *end;
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+	int exit_at_end = 0, quiet = 0, c, li = 0, cluster = 0;
+	struct sl_node_config nc = { 0 };
+	char *end, *cluster_text = NULL;
+	while ((c = getopt_long(argc, argv, "", longopts, &li)) != -1) {
 		unsigned long v = 0;
 		if (optarg && strchr("pgsbiSmMTQ", c)) {
 			v = strtoul(optarg, &end, 10);
@@ -177,11 +203,21 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'h': usage(stdout); return 0;
+		case OPT_CLUSTER:
+			if (sl__node_config_set(&nc, longopts[li].name, optarg ? optarg : "1"))
+				return 2;
+			cluster = 1;
+			break;
+		case OPT_CLUSTER_CONFIG:
+			if (sl__node_config_file(&nc, optarg, &cluster_text))
+				return 2;
+			cluster = 1;
+			break;
 		default: usage(stderr); return 2;
 		}
 	}
-	if (!o.data_dir || optind != argc || (!udp && !replay && !xc.ifname) || port > 65535 ||
-	    (udp && xc.ifname)) {
+	if (!o.data_dir || optind != argc || (!udp && !replay && !xc.ifname && !cluster) ||
+	    port > 65535 || (udp && xc.ifname)) {
 		usage(stderr);
 		return 2;
 	}
@@ -204,9 +240,12 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	struct sl_db *db;
+	struct sl_db *db = NULL;
+	struct sl_node *node = NULL;
 	uint64_t t0 = mono_ns();
-	int r = sl_db_open(&o, &db);
+	int r = cluster ? sl__node_open(&nc, &o, &node) : sl_db_open(&o, &db);
+	if (node)
+		db = sl__node_db(node);
 	if (r < 0) {
 		fprintf(stderr, "sluiced: opening %s: %s\n", o.data_dir, sl_strerror(r));
 		sl_xsk_close(x);
@@ -253,8 +292,10 @@ int main(int argc, char **argv)
 			o.rerequest_addr ? o.rerequest_addr : "");
 	}
 	uint64_t last_stats = mono_ns(), last_rx = mono_ns();
-	while ((u || x) && !stop_requested) {
-		r = u ? sl_udp_pump(u, db, 50) : sl_xsk_pump(x, db, 50);
+	while ((u || x || node) && !stop_requested) {
+		r = u ? sl_udp_pump(u, db, 50)
+		      : x ? sl_xsk_pump(x, db, 50)
+			  : (usleep(5000), sl_db_tick(db));
 		if (r < 0) {
 			fprintf(stderr, "sluiced: %s\n", sl_strerror(r));
 			rc = 1;
@@ -275,9 +316,11 @@ int main(int argc, char **argv)
 		if (idle_exit_ms && now - last_rx >= idle_exit_ms * 1000000ull)
 			break;
 	}
-	/* Shutdown: everything received is made durable before we say goodbye. */
+	/* Shutdown: everything received is made durable before we say goodbye (in a cluster:
+	 * what the group committed; the rest is the feed's to resend to the next leader). */
 	sl_db_sync(db);
-	r = sl_db_wait_durable(db, sl_db_last_seq(db), 10ll * 1000000000);
+	r = sl_db_wait_durable(db, node ? sl_db_durable_seq(db) : sl_db_last_seq(db),
+			       10ll * 1000000000);
 	if (r < 0) {
 		fprintf(stderr, "sluiced: final sync: %s\n", sl_strerror(r));
 		rc = 1;
@@ -316,7 +359,8 @@ int main(int argc, char **argv)
 	}
 	sl_xsk_close(x);
 	sl_udp_close(u);
-	r = sl_db_close(db);
+	r = node ? sl__node_close(node) : sl_db_close(db);
+	free(cluster_text);
 	if (r < 0) {
 		fprintf(stderr, "sluiced: closing: %s\n", sl_strerror(r));
 		rc = 1;

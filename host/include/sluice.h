@@ -45,7 +45,8 @@ extern "C" {
 	X(SL_ETIMEDOUT, -5010, "timed out")                                                    \
 	X(SL_EORDER, -5011, "sequence not increasing")                                         \
 	X(SL_EFAILED, -5012, "database failed earlier (I/O error); reopen to recover")         \
-	X(SL_EEND, -5013, "end of stream")
+	X(SL_EEND, -5013, "end of stream")                                                     \
+	X(SL_ENOTLEADER, -5014, "not the cluster's leader (writes go to the leader)")
 
 enum sl_error {
 #define SL_ERR_ENUM(name, value, text) name = value,

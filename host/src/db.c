@@ -79,7 +79,30 @@ struct sl_db {
 	uint64_t applied_seq;       /* ck_pr */
 	uint64_t apply_waits;       /* back-pressure: the writer waited for a free slot */
 	struct apply_batch *cur;    /* writer: the batch being filled */
+
+	/* Cluster mode (a replicated log was injected): records reach the applier only once
+	 * committed, from the log's thread; the writer appends while this node leads, and
+	 * otherwise keeps the most recent packets for the day it does. */
+	int cluster;
+	uint64_t epoch;             /* writer: the log's epoch the mold was last reset for */
+	struct pkt_ring *held;      /* writer: recent packets seen while following */
 };
+
+/* Recent packets kept while following (bounded: the oldest go first), so that a node elected
+ * leader resumes the feed from them before it asks the rewinder for the rest. */
+struct pkt_ent {
+	uint32_t off, len;
+	uint64_t rx_ns;
+};
+
+struct pkt_ring {
+	uint8_t *mem;
+	size_t cap;
+	struct pkt_ent *ents;
+	size_t max, first, count;
+};
+
+#define HELD_BYTES (16u << 20)
 
 static void count(uint64_t *c)
 {
@@ -287,8 +310,55 @@ static struct apply_batch *writer_slot(struct sl_db *db)
 	return b;
 }
 
+/* Cluster mode: propose; the state changes when the group commits (apply_committed). */
+static int log_only(struct sl_db *db, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct sl_log_rec *r = &db->recs[i];
+		struct sl_itch_msg msg;
+		r->type = sl__itch_decode(r->data, r->len, &msg) == 0 ? SL_LOG_MSG : SL_LOG_BAD;
+	}
+	int rc = db->log.ops->append_batch(db->log.impl, db->recs, n);
+	if (rc == 0)
+		ck_pr_store_64(&db->last_seq, db->recs[n - 1].seq);
+	return rc;
+}
+
+/* The log's thread, cluster mode: committed records, each once, in order, after the state
+ * the store opened with. The same decode and apply as a single node's, on the applier. */
+static int apply_committed(void *arg, const struct sl_log_rec *recs, size_t n)
+{
+	struct sl_db *db = arg;
+	while (n) {
+		size_t k = n < BATCH ? n : BATCH;
+		struct apply_batch *b = take_slot(db);
+		b->n = 0;
+		for (size_t i = 0; i < k; i++) {
+			const struct sl_log_rec *r = &recs[i];
+			if (r->type == SL_LOG_GAP)
+				continue;
+			if (decode_counted(db, r->data, r->len, &b->msgs[b->n]) &&
+			    r->type == SL_LOG_MSG)
+				b->seqs[b->n++] = r->seq;
+		}
+		b->last_seq = recs[k - 1].seq;
+		/* A follower's last sequence is what it applied; a leader's runs ahead. */
+		uint64_t last = ck_pr_load_64(&db->last_seq);
+		while (last < b->last_seq && !ck_pr_cas_64_value(&db->last_seq, last,
+								  b->last_seq, &last))
+			;
+		ck_ring_enqueue_spsc(&db->full, db->full_buf, b);
+		wake(db, &db->applier_idle, &db->acv);
+		recs += k;
+		n -= k;
+	}
+	return 0;
+}
+
 static int log_and_apply(struct sl_db *db, size_t n)
 {
+	if (db->cluster)
+		return log_only(db, n);
 	struct apply_batch *b = writer_slot(db);
 	for (size_t i = 0; i < n; i++) {
 		struct sl_log_rec *r = &db->recs[i];
@@ -346,6 +416,12 @@ static int mold_lost(void *arg, uint64_t first, uint64_t n, uint64_t now_ns)
 	};
 	fprintf(stderr, "sluice: db: gave up on sequences %" PRIu64 "..%" PRIu64
 		" (%" PRIu64 " messages): logged as a gap\n", first, first + n - 1, n);
+	if (db->cluster) {
+		int r = db->log.ops->append_batch(db->log.impl, &rec, 1);
+		if (r == 0)
+			ck_pr_store_64(&db->last_seq, first);
+		return r;
+	}
 	struct apply_batch *b = writer_slot(db);
 	int r = db->log.ops->append_batch(db->log.impl, &rec, 1);
 	if (r < 0) {
@@ -354,6 +430,95 @@ static int mold_lost(void *arg, uint64_t first, uint64_t n, uint64_t now_ns)
 	}
 	queue_batch(db, b, first); /* nothing to apply; it moves applied_seq along */
 	return 0;
+}
+
+/* ---- Cluster mode ------------------------------------------------------------------------- */
+
+static void held_push(struct pkt_ring *h, const void *data, uint32_t len, uint64_t rx_ns)
+{
+	if (!h || len > h->cap / 4)
+		return;
+	size_t off = 0;
+	if (h->count) {
+		const struct pkt_ent *last = &h->ents[(h->first + h->count - 1) % h->max];
+		off = (size_t)last->off + last->len;
+		if (off + len > h->cap)
+			off = 0;
+	}
+	/* Entries lie in ring order: the oldest are the ones the new one may overlap. */
+	while (h->count) {
+		const struct pkt_ent *o = &h->ents[h->first];
+		int overlap = o->off < off + len && (size_t)o->off + o->len > off;
+		if (!overlap && h->count < h->max)
+			break;
+		h->first = (h->first + 1) % h->max;
+		h->count--;
+	}
+	memcpy(h->mem + off, data, len);
+	h->ents[(h->first + h->count) % h->max] =
+		(struct pkt_ent){ .off = (uint32_t)off, .len = len, .rx_ns = rx_ns };
+	h->count++;
+}
+
+static int apply_committed(void *arg, const struct sl_log_rec *recs, size_t n);
+static int new_mold(struct sl_db *db, uint64_t next_seq);
+
+/* Writer: 1 when this node leads and may append. On a new epoch (this node just became the
+ * leader, after everything committed before was applied) the session tracker starts again at
+ * the committed sequence + 1 and is fed the packets kept while following; what is still
+ * missing it asks of the rewinder. */
+static int cluster_ready(struct sl_db *db)
+{
+	uint64_t epoch = 0, resume = 0;
+	if (db->log.ops->writable(db->log.impl, &epoch, &resume) < 0)
+		return 0;
+	if (epoch == db->epoch)
+		return 1;
+	db->epoch = epoch;
+	ck_pr_store_64(&db->last_seq, resume);
+	if (db->mold) {
+		int r = new_mold(db, resume + 1);
+		if (r < 0)
+			return 0;
+		struct pkt_ring *h = db->held;
+		fprintf(stderr, "sluice: db: leading (epoch %" PRIu64 "): resuming after seq %" PRIu64
+			" with %zu kept packets\n", epoch, resume, h ? h->count : 0);
+		while (h && h->count) {
+			const struct pkt_ent *e = &h->ents[h->first];
+			h->first = (h->first + 1) % h->max;
+			h->count--;
+			r = sl__mold_rx(db->mold, h->mem + e->off, e->len, e->rx_ns);
+			if (r < 0)
+				return 0;
+		}
+	}
+	return 1;
+}
+
+static int open_cluster(struct sl_db *db)
+{
+	const struct sl_os *os = db->os;
+	struct pkt_ring *h = sl__os_calloc(os, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	db->held = h;
+	h->cap = HELD_BYTES;
+	h->max = db->opt.reorder_buffer_packets ? db->opt.reorder_buffer_packets : 4096;
+	h->mem = sl__os_malloc(os, h->cap);
+	h->ents = sl__os_calloc(os, h->max * sizeof(*h->ents));
+	if (!h->mem || !h->ents)
+		return -ENOMEM;
+	struct sl_log_apply ap = { .apply = apply_committed, .arg = db };
+	return db->log.ops->bind(db->log.impl, &ap, db->last_seq);
+}
+
+static void close_cluster(struct sl_db *db)
+{
+	if (!db->held)
+		return;
+	sl__os_free(db->os, db->held->mem);
+	sl__os_free(db->os, db->held->ents);
+	sl__os_free(db->os, db->held);
 }
 
 /* ---- Recovery ----------------------------------------------------------------------------- */
@@ -478,6 +643,38 @@ static int open_rerequest(struct sl_db *db, const char *addr)
 	return 0;
 }
 
+/* The session tracker, starting at next_seq (in the session a previous tracker learned). */
+static int new_mold(struct sl_db *db, uint64_t next_seq)
+{
+	const struct sl_options *o = &db->opt;
+	struct sl_mold_config mc = {
+		.next_seq = next_seq,
+		.reorder_packets = o->reorder_buffer_packets,
+		.rerequest_timeout_ns = (uint64_t)o->rerequest_timeout_us * 1000,
+		.give_up_ns = (uint64_t)o->gap_give_up_ms * 1000000,
+	};
+	memset(mc.session, ' ', sizeof(mc.session));
+	if (db->mold) {
+		struct sl_mold_stats ms;
+		sl__mold_get_stats(db->mold, &ms);
+		for (size_t i = 0; i < sizeof(mc.session) && ms.session[i]; i++)
+			mc.session[i] = ms.session[i];
+	}
+	struct sl_mold_ops mo = {
+		.deliver = mold_deliver,
+		.request = mold_request,
+		.lost = mold_lost,
+		.arg = db,
+	};
+	struct sl_mold *m;
+	int r = sl__mold_new(&mc, &mo, &m);
+	if (r < 0)
+		return r;
+	sl__mold_free(db->mold);
+	db->mold = m;
+	return 0;
+}
+
 static int check_options(const struct sl_options *o)
 {
 	if (!o || o->version < 1 || o->version > SL_OPTIONS_VERSION)
@@ -489,7 +686,8 @@ static int check_options(const struct sl_options *o)
 	return 0;
 }
 
-int sl__db_open_os(const struct sl_options *o, const struct sl_os *os, struct sl_db **out)
+static int open_db(const struct sl_options *o, const struct sl_os *os, const struct sl_log *log,
+		   struct sl_db **out)
 {
 	int r = check_options(o);
 	if (r)
@@ -505,6 +703,14 @@ int sl__db_open_os(const struct sl_options *o, const struct sl_os *os, struct sl
 	pthread_cond_init(&db->acv, NULL);
 	pthread_cond_init(&db->wcv, NULL);
 	db->rdonly = !!(o->flags & SL_OPEN_RDONLY);
+	if (log) {
+		db->cluster = 1;
+		if (db->rdonly || !log->ops || log->ops->version < 2 || !log->ops->bind ||
+		    !log->ops->writable) {
+			r = SL_ECONFIG;
+			goto out_free;
+		}
+	}
 	if ((size_t)snprintf(db->dir, sizeof(db->dir), "%s", o->data_dir) >= sizeof(db->dir) - 64) {
 		r = -ENAMETOOLONG;
 		goto out_free;
@@ -559,13 +765,20 @@ int sl__db_open_os(const struct sl_options *o, const struct sl_os *os, struct sl
 	};
 	/* Before anything is repaired (a torn manifest edit cut, orphan tables removed): a store
 	 * whose log does not follow its tables must stay exactly as it is for the operator. */
-	if (!db->rdonly && (r = log_gap(os, db->accel, db->dir, NULL, 0, NULL)))
+	if (!db->rdonly && !log && (r = log_gap(os, db->accel, db->dir, NULL, 0, NULL)))
 		goto out_free;
 	for (int attempt = 0;; attempt++) {
 		if ((r = sl__store_open(&sc, &db->st)) < 0)
 			goto out_free;
 		db->checkpoint = sl__store_checkpoint(db->st);
 		db->first_recovered = 0;
+		if (log) {
+			/* A replicated log recovers once bound: it hands over what its group
+			 * committed after the tables' checkpoint. */
+			db->log = *log;
+			r = 0;
+			break;
+		}
 		r = sl__wal_open(&wc, os, db->accel, recover_rec, db, &db->log);
 		/* The log must go on where the tables stop. A read-only open can race a flush
 		 * that recorded new tables and dropped log segments after we read the manifest:
@@ -593,24 +806,13 @@ int sl__db_open_os(const struct sl_options *o, const struct sl_os *os, struct sl
 	if ((r = sl__store_start(db->st, &db->log)) < 0)
 		goto out_free;
 	if (!db->rdonly) {
-		struct sl_mold_config mc = {
-			.next_seq = db->last_seq + 1,
-			.reorder_packets = o->reorder_buffer_packets,
-			.rerequest_timeout_ns = (uint64_t)o->rerequest_timeout_us * 1000,
-			.give_up_ns = (uint64_t)o->gap_give_up_ms * 1000000,
-		};
-		memset(mc.session, ' ', sizeof(mc.session));
-		struct sl_mold_ops mo = {
-			.deliver = mold_deliver,
-			.request = mold_request,
-			.lost = mold_lost,
-			.arg = db,
-		};
-		if ((r = sl__mold_new(&mc, &mo, &db->mold)) < 0)
+		if ((r = new_mold(db, db->last_seq + 1)) < 0)
 			goto out_free;
 		if (o->rerequest_addr && (r = open_rerequest(db, o->rerequest_addr)) < 0)
 			goto out_free;
 		if ((r = start_applier(db)) < 0)
+			goto out_free;
+		if (db->cluster && (r = open_cluster(db)) < 0)
 			goto out_free;
 	}
 	*out = db;
@@ -618,6 +820,16 @@ int sl__db_open_os(const struct sl_options *o, const struct sl_os *os, struct sl
 out_free:
 	sl_db_close(db);
 	return r;
+}
+
+int sl__db_open_os(const struct sl_options *o, const struct sl_os *os, struct sl_db **out)
+{
+	return open_db(o, os, NULL, out);
+}
+
+int sl__db_open_log(const struct sl_options *o, const struct sl_log *log, struct sl_db **out)
+{
+	return open_db(o, sl__os_default(), log, out);
 }
 
 SL_API int sl_db_open(const struct sl_options *o, struct sl_db **out)
@@ -638,6 +850,7 @@ SL_API int sl_db_close(struct sl_db *db)
 	if (db->log_open)
 		r = db->log.ops->close(db->log.impl);
 	sl__mold_free(db->mold);
+	close_cluster(db);
 	sl__accel_close(db->accel);
 	if (db->rr_fd >= 0)
 		close(db->rr_fd);
@@ -668,13 +881,18 @@ SL_API int sl_db_append_packets(struct sl_db *db, const struct sl_packet *pkts, 
 		return -EINVAL;
 	db->source = 1;
 	uint64_t now = 0;
+	int leading = !db->cluster || cluster_ready(db);
 	for (size_t i = 0; i < n; i++) {
 		uint64_t rx = pkts[i].rx_ns;
 		if (!rx)
 			rx = now ? now : (now = now_ns(db));
-		int r = sl__mold_rx(db->mold, pkts[i].data, pkts[i].len, rx);
-		if (r < 0)
+		int r = leading ? sl__mold_rx(db->mold, pkts[i].data, pkts[i].len, rx) : 0;
+		if (r == SL_ENOTLEADER && db->cluster)
+			leading = 0; /* leadership went: the next epoch starts afresh */
+		else if (r < 0)
 			return r;
+		if (!leading)
+			held_push(db->held, pkts[i].data, pkts[i].len, rx);
 	}
 	return 0;
 }
@@ -687,6 +905,8 @@ SL_API int sl_db_append_messages(struct sl_db *db, const struct sl_msg *msgs, si
 	if (db->source == 1)
 		return -EINVAL;
 	db->source = 2;
+	if (db->cluster && !cluster_ready(db))
+		return SL_ENOTLEADER;
 	uint64_t now = 0, seq = db->last_seq;
 	while (n) {
 		size_t k = n < BATCH ? n : BATCH;
@@ -747,6 +967,7 @@ SL_API int sl_db_tick(struct sl_db *db)
 {
 	if (db->rdonly)
 		return SL_ERDONLY;
+	int leading = !db->cluster || cluster_ready(db);
 	if (db->rr_fd >= 0) {
 		/* Replies from the rewinder: ordinary downstream packets with old sequences. */
 		uint8_t buf[2048];
@@ -754,12 +975,17 @@ SL_API int sl_db_tick(struct sl_db *db)
 			ssize_t got = recv(db->rr_fd, buf, sizeof(buf), MSG_DONTWAIT);
 			if (got < 0)
 				break;
-			int r = sl__mold_rx(db->mold, buf, (size_t)got, now_ns(db));
-			if (r < 0)
+			int r = leading ? sl__mold_rx(db->mold, buf, (size_t)got, now_ns(db)) : 0;
+			if (r == SL_ENOTLEADER && db->cluster)
+				leading = 0;
+			else if (r < 0)
 				return r;
 		}
 	}
-	return sl__mold_tick(db->mold, now_ns(db));
+	if (!leading)
+		return 0;
+	int r = sl__mold_tick(db->mold, now_ns(db));
+	return r == SL_ENOTLEADER && db->cluster ? 0 : r;
 }
 
 SL_API int sl_db_close_gaps(struct sl_db *db)
@@ -1044,11 +1270,31 @@ SL_API int sl_db_flush(struct sl_db *db)
 {
 	if (db->rdonly || !db->applier_running)
 		return SL_ERDONLY;
+	if (db->cluster)
+		return -EOPNOTSUPP; /* only the log's thread feeds the applier */
 	/* The applier rotates once it has applied everything appended so far: hand it an empty
 	 * batch in case nothing else comes. */
 	uint64_t last = db->last_seq;
 	sl__store_request_rotate(db->st, last);
 	queue_batch(db, writer_slot(db), last);
+	return sl__store_wait_flushed(db->st, last);
+}
+
+int sl__db_flush_quiesced(struct sl_db *db)
+{
+	if (!db->cluster || !db->applier_running)
+		return -EINVAL;
+	/* The log's thread is gone: this thread may feed the applier now. Everything committed
+	 * was queued; what this node proposed beyond it never was and is not flushed. */
+	uint64_t last = db->log.ops->durable_seq(db->log.impl);
+	if (last <= sl__store_checkpoint(db->st))
+		return 0;
+	sl__store_request_rotate(db->st, last);
+	struct apply_batch *b = take_slot(db);
+	b->n = 0;
+	b->last_seq = last;
+	ck_ring_enqueue_spsc(&db->full, db->full_buf, b);
+	wake(db, &db->applier_idle, &db->acv);
 	return sl__store_wait_flushed(db->st, last);
 }
 

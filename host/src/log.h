@@ -33,7 +33,14 @@ struct sl_log_stats {
 
 struct sl_log_cursor;
 
-#define SL_LOG_OPS_VERSION 1
+#define SL_LOG_OPS_VERSION 2
+
+/* What a replicated log hands its user (version 2, see bind below): committed records, in order,
+ * on the log's own thread. apply returns 0 or an error that the log reports and goes on from. */
+struct sl_log_apply {
+	int (*apply)(void *arg, const struct sl_log_rec *recs, size_t n);
+	void *arg;
+};
 
 struct sl_log_ops {
 	int version;
@@ -60,6 +67,16 @@ struct sl_log_ops {
 	void (*get_stats)(void *log, struct sl_log_stats *out);
 	/* Commit, sync, stop, free. Returns the first I/O error seen. */
 	int (*close)(void *log);
+	/* Version 2, NULL for a local log (wal): a replicated log, where appends are proposals
+	 * that only this group's leader may make and records reach the state only once committed.
+	 * bind: from now on, committed records with seq > applied_seq go to ap->apply (on the
+	 * log's thread, in order, each once); the user applies nothing at append. Once, before
+	 * the log starts. 0 or -errno.
+	 * writable: whether the writer may append now: 0 when this node leads and is ready, with
+	 * *epoch (changes each time this node becomes ready to lead) and *resume_seq (everything
+	 * committed before: the writer goes on after it); SL_ENOTLEADER otherwise. Writer thread. */
+	int (*bind)(void *log, const struct sl_log_apply *ap, uint64_t applied_seq);
+	int (*writable)(void *log, uint64_t *epoch, uint64_t *resume_seq);
 };
 
 struct sl_log {

@@ -1,0 +1,665 @@
+/* repl_node.c - a cluster node (see repl_node.h). Threads: the caller's (appends, through the
+ * db), raft's libuv loop (raft, the FSM, proposals, membership changes) and the admin
+ * endpoint's. The loop is woken by an async handle (appends, admin requests, stop) and polls
+ * for role changes every few milliseconds (raft 0.15 has no state callback).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <raft.h>
+#include <raft/uv.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <uv.h>
+
+#include "db.h"
+#include "http.h"
+#include "repl.h"
+#include "repl_auth.h"
+#include "repl_node.h"
+
+#define POLL_MS 5
+
+enum { OP_NONE, OP_ADD, OP_REMOVE, OP_TRANSFER };
+
+struct peer {
+	unsigned id;
+	char address[128];
+};
+
+struct sl_node {
+	struct sl_node_config cfg;
+	char cluster_id[64];
+	struct peer peers[SL_NODE_MAX_PEERS];
+	unsigned npeers;
+	const char *self_addr;
+	char raft_dir[4200];
+
+	struct sl_repl *repl;
+	struct sl_db *db;
+	struct sl_http *http;
+
+	uv_loop_t loop;
+	uv_async_t async;
+	uv_timer_t timer;
+	struct raft_uv_transport tcp;
+	struct sl_auth *auth;
+	struct raft_io io;
+	struct raft raft;
+	pthread_t thread;
+	int loop_init, tcp_init, io_init, raft_init, thread_started, stopping;
+
+	/* One membership change or transfer at a time: the admin thread asks, raft's thread
+	 * runs it. opmu/opcv guard the fields below. */
+	pthread_mutex_t opmu;
+	pthread_cond_t opcv;
+	int op, op_started, op_done, op_status;
+	raft_id op_id;
+	char op_address[128], op_err[256];
+	struct raft_change change;
+	struct raft_transfer transfer;
+};
+
+/* ---- Configuration ------------------------------------------------------------------------ */
+
+static int parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (!s[0] || *end || errno || v > max)
+		return SL_ECONFIG;
+	*out = v;
+	return 0;
+}
+
+int sl__node_config_set(struct sl_node_config *nc, const char *key, const char *value)
+{
+	unsigned long v = 0;
+	int r = 0;
+	if (!strcmp(key, "cluster-id"))
+		nc->cluster_id = value;
+	else if (!strcmp(key, "node"))
+		r = parse_uint(value, 1u << 30, &v), nc->node_id = (unsigned)v;
+	else if (!strcmp(key, "peers"))
+		nc->peers = value;
+	else if (!strcmp(key, "cluster-key-file"))
+		nc->key_file = value;
+	else if (!strcmp(key, "raft-bind"))
+		nc->raft_bind = value;
+	else if (!strcmp(key, "admin"))
+		nc->admin = value;
+	else if (!strcmp(key, "election-ms"))
+		r = parse_uint(value, 60000, &v), nc->election_ms = (unsigned)v;
+	else if (!strcmp(key, "heartbeat-ms"))
+		r = parse_uint(value, 60000, &v), nc->heartbeat_ms = (unsigned)v;
+	else if (!strcmp(key, "snapshot-entries"))
+		r = parse_uint(value, 1u << 30, &v), nc->snapshot_threshold = (unsigned)v;
+	else if (!strcmp(key, "join"))
+		nc->join = !strcmp(value, "1") || !strcmp(value, "yes") || !strcmp(value, "true");
+	else
+		r = SL_ECONFIG;
+	if (r)
+		fprintf(stderr, "sluice: cluster: bad option %s=%s\n", key, value);
+	return r;
+}
+
+int sl__node_config_file(struct sl_node_config *nc, const char *path, char **storage)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		int e = -errno;
+		fprintf(stderr, "sluice: cluster: config %s: %s\n", path, strerror(errno));
+		return e;
+	}
+	char *text = calloc(1, 65536);
+	size_t n = text ? fread(text, 1, 65535, f) : 0;
+	fclose(f);
+	if (!text)
+		return -ENOMEM;
+	text[n] = 0;
+	*storage = text;
+	int line = 0;
+	for (char *p = text, *next; p && *p; p = next) {
+		line++;
+		next = strchr(p, '\n');
+		if (next)
+			*next++ = 0;
+		char *hash = strchr(p, '#');
+		if (hash)
+			*hash = 0;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		size_t len = strlen(p);
+		while (len && (p[len - 1] == ' ' || p[len - 1] == '\t' || p[len - 1] == '\r'))
+			p[--len] = 0;
+		if (!*p)
+			continue;
+		char *eq = strchr(p, '=');
+		if (!eq) {
+			fprintf(stderr, "sluice: cluster: config %s line %d: expected key=value\n",
+				path, line);
+			return SL_ECONFIG;
+		}
+		*eq = 0;
+		char *k = p, *kend = eq;
+		while (kend > k && (kend[-1] == ' ' || kend[-1] == '\t'))
+			*--kend = 0;
+		char *v = eq + 1;
+		while (*v == ' ' || *v == '\t')
+			v++;
+		if (sl__node_config_set(nc, k, v)) {
+			fprintf(stderr, "sluice: cluster: config %s line %d\n", path, line);
+			return SL_ECONFIG;
+		}
+	}
+	return 0;
+}
+
+static int parse_peers(struct sl_node *n, const char *spec)
+{
+	const char *p = spec;
+	while (p && *p) {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+		char item[160];
+		if (len >= sizeof(item) || n->npeers == SL_NODE_MAX_PEERS)
+			return SL_ECONFIG;
+		memcpy(item, p, len);
+		item[len] = 0;
+		char *eq = strchr(item, '=');
+		unsigned long id;
+		if (!eq || strlen(eq + 1) >= sizeof(n->peers[0].address) || !strchr(eq + 1, ':'))
+			return SL_ECONFIG;
+		*eq = 0;
+		if (parse_uint(item, 1u << 30, &id) || id == 0)
+			return SL_ECONFIG;
+		for (unsigned i = 0; i < n->npeers; i++)
+			if (n->peers[i].id == id || !strcmp(n->peers[i].address, eq + 1))
+				return SL_ECONFIG;
+		n->peers[n->npeers].id = (unsigned)id;
+		snprintf(n->peers[n->npeers].address, sizeof(n->peers[0].address), "%s", eq + 1);
+		n->npeers++;
+		p = comma ? comma + 1 : NULL;
+	}
+	return n->npeers ? 0 : SL_ECONFIG;
+}
+
+/* ---- Raft's thread ------------------------------------------------------------------------ */
+
+static void kick(void *arg)
+{
+	struct sl_node *n = arg;
+	uv_async_send(&n->async);
+}
+
+static void op_finish(struct sl_node *n, int status)
+{
+	pthread_mutex_lock(&n->opmu);
+	n->op_done = 1;
+	n->op_status = status;
+	if (status)
+		snprintf(n->op_err, sizeof(n->op_err), "%s", raft_strerror(status));
+	pthread_cond_broadcast(&n->opcv);
+	pthread_mutex_unlock(&n->opmu);
+}
+
+static void assigned(struct raft_change *req, int status)
+{
+	op_finish(req->data, status);
+}
+
+static void added(struct raft_change *req, int status)
+{
+	struct sl_node *n = req->data;
+	if (status) {
+		op_finish(n, status);
+		return;
+	}
+	/* Promotion to voter: raft first catches the new node up in rounds, then promotes. */
+	int r = raft_assign(&n->raft, &n->change, n->op_id, RAFT_VOTER, assigned);
+	if (r)
+		op_finish(n, r);
+}
+
+static void removed(struct raft_change *req, int status)
+{
+	op_finish(req->data, status);
+}
+
+static void transferred(struct raft_transfer *req)
+{
+	struct sl_node *n = req->data;
+	/* Still leading: the transfer did not happen (target not caught up, or gone). */
+	op_finish(n, raft_state(&n->raft) == RAFT_LEADER ? RAFT_CANCELED : 0);
+}
+
+static void start_op(struct sl_node *n)
+{
+	pthread_mutex_lock(&n->opmu);
+	int op = n->op_started ? OP_NONE : n->op;
+	n->op_started = 1;
+	pthread_mutex_unlock(&n->opmu);
+	int r = 0;
+	n->change.data = n;
+	n->transfer.data = n;
+	switch (op) {
+	case OP_ADD:
+		r = raft_add(&n->raft, &n->change, n->op_id, n->op_address, added);
+		break;
+	case OP_REMOVE:
+		r = raft_remove(&n->raft, &n->change, n->op_id, removed);
+		break;
+	case OP_TRANSFER:
+		r = raft_transfer(&n->raft, &n->transfer, n->op_id, transferred);
+		break;
+	default:
+		return;
+	}
+	if (r)
+		op_finish(n, r);
+}
+
+static void raft_closed(struct raft *r)
+{
+	struct sl_node *n = r->data;
+	raft_uv_close(&n->io);
+	raft_uv_tcp_close(&n->tcp);
+}
+
+static void on_async(uv_async_t *a)
+{
+	struct sl_node *n = a->data;
+	if (n->stopping == 1) {
+		n->stopping = 2;
+		sl__repl_shutdown(n->repl);
+		uv_timer_stop(&n->timer);
+		uv_close((uv_handle_t *)&n->timer, NULL);
+		uv_close((uv_handle_t *)&n->async, NULL);
+		raft_close(&n->raft, raft_closed);
+		return;
+	}
+	if (n->stopping)
+		return;
+	sl__repl_poll(n->repl);
+	start_op(n);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+	struct sl_node *n = t->data;
+	sl__repl_poll(n->repl);
+}
+
+static void *loop_main(void *arg)
+{
+	struct sl_node *n = arg;
+	pthread_setname_np(pthread_self(), "sl-raft");
+	uv_run(&n->loop, UV_RUN_DEFAULT);
+	return NULL;
+}
+
+/* ---- Status and the admin endpoint -------------------------------------------------------- */
+
+static const char *role_name(int state)
+{
+	switch (state) {
+	case RAFT_LEADER: return "leader";
+	case RAFT_FOLLOWER: return "follower";
+	case RAFT_CANDIDATE: return "candidate";
+	default: return "unavailable";
+	}
+}
+
+size_t sl__node_status_json(struct sl_node *n, char *buf, size_t cap)
+{
+	struct sl_repl_status s;
+	sl__repl_get_status(n->repl, &s);
+	struct sl_auth_stats as = { 0 };
+	/* The auth counters belong to raft's thread; a torn read of a counter is harmless. */
+	sl__auth_get_stats(n->auth, &as);
+	size_t len = 0;
+#define OUT(...)                                                                           \
+	do {                                                                               \
+		int k_ = snprintf(buf + len, len < cap ? cap - len : 0, __VA_ARGS__);      \
+		if (k_ > 0)                                                                \
+			len += (size_t)k_;                                                 \
+	} while (0)
+	OUT("{\"cluster_id\":\"%s\",\"node\":%" PRIu64 ",\"role\":\"%s\",\"ready\":%s,"
+	    "\"leader\":%" PRIu64 ",\"leader_address\":\"%s\",\"term\":%" PRIu64
+	    ",\"epoch\":%" PRIu64 ",\"commit_index\":%" PRIu64 ",\"applied_index\":%" PRIu64
+	    ",\"last_index\":%" PRIu64 ",\"commit_seq\":%" PRIu64 ",\"applied_seq\":%" PRIu64
+	    ",\"proposed_seq\":%" PRIu64 ",\"entries_applied\":%" PRIu64
+	    ",\"records_applied\":%" PRIu64 ",\"proposals\":%" PRIu64
+	    ",\"proposals_failed\":%" PRIu64 ",\"snapshots_taken\":%" PRIu64
+	    ",\"snapshots_restored\":%" PRIu64 ",\"frames_corrupt\":%" PRIu64
+	    ",\"peers_refused\":%" PRIu64 ",\"servers\":[",
+	    n->cluster_id, (uint64_t)n->cfg.node_id, role_name(s.state),
+	    s.ready ? "true" : "false", s.leader_id, s.leader_address, s.term, s.epoch,
+	    s.commit_index, s.applied_index, s.last_index, s.applied_seq,
+	    sl_db_applied_seq(n->db), s.proposed_seq, s.entries_applied, s.records_applied,
+	    s.proposals, s.proposals_failed, s.snapshots_taken, s.snapshots_restored,
+	    s.frames_corrupt, as.refused_in + as.refused_out);
+	for (unsigned i = 0; i < s.n_servers; i++) {
+		const char *role = s.servers[i].role == RAFT_VOTER ? "voter" :
+				   s.servers[i].role == RAFT_STANDBY ? "standby" : "spare";
+		OUT("%s{\"id\":%" PRIu64 ",\"address\":\"%s\",\"role\":\"%s\"", i ? "," : "",
+		    s.servers[i].id, s.servers[i].address, role);
+		if (s.state == RAFT_LEADER)
+			OUT(",\"match_index\":%" PRIu64 ",\"lag_entries\":%" PRIu64,
+			    s.servers[i].match_index,
+			    s.last_index > s.servers[i].match_index ?
+				    s.last_index - s.servers[i].match_index : 0);
+		OUT("}");
+	}
+	OUT("]}\n");
+#undef OUT
+	return len < cap ? len : cap - 1;
+}
+
+/* Run one membership change or transfer on raft's thread and wait for it (15 s). */
+static int run_op(struct sl_node *n, int op, raft_id id, const char *address, char *out,
+		  size_t cap)
+{
+	pthread_mutex_lock(&n->opmu);
+	if (n->op && !n->op_done) {
+		pthread_mutex_unlock(&n->opmu);
+		snprintf(out, cap, "{\"error\":\"another change is under way\"}\n");
+		return 409;
+	}
+	n->op = op;
+	n->op_id = id;
+	snprintf(n->op_address, sizeof(n->op_address), "%s", address ? address : "");
+	n->op_started = n->op_done = 0;
+	n->op_err[0] = 0;
+	pthread_mutex_unlock(&n->opmu);
+	uv_async_send(&n->async);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 15;
+	pthread_mutex_lock(&n->opmu);
+	while (!n->op_done)
+		if (pthread_cond_timedwait(&n->opcv, &n->opmu, &ts))
+			break;
+	int done = n->op_done, st = n->op_status;
+	char err[256];
+	snprintf(err, sizeof(err), "%s", n->op_err);
+	pthread_mutex_unlock(&n->opmu);
+	if (!done) {
+		snprintf(out, cap, "{\"error\":\"still under way after 15 s\"}\n");
+		return 504;
+	}
+	if (st) {
+		struct sl_repl_status s;
+		sl__repl_get_status(n->repl, &s);
+		snprintf(out, cap, "{\"error\":\"%s\",\"leader\":%" PRIu64 ",\"leader_address\":"
+			 "\"%s\"}\n", err, s.leader_id, s.leader_address);
+		return st == RAFT_NOTLEADER ? 409 : 500;
+	}
+	snprintf(out, cap, "{\"ok\":true}\n");
+	return 200;
+}
+
+/* The same as text, for `sluice cluster status`: one line for the node, one per server. */
+static void status_text(struct sl_node *n, char *buf, size_t cap)
+{
+	struct sl_repl_status s;
+	sl__repl_get_status(n->repl, &s);
+	size_t len = 0;
+	int k = snprintf(buf, cap, "cluster %s node %u: %s%s, leader %" PRIu64 " (%s), term %"
+			 PRIu64 ", commit_seq %" PRIu64 ", applied_seq %" PRIu64 ", commit_index %"
+			 PRIu64 ", last_index %" PRIu64 "\n", n->cluster_id, n->cfg.node_id,
+			 role_name(s.state), s.state == RAFT_LEADER && !s.ready ? " (catching up)" :
+			 "", s.leader_id, s.leader_address[0] ? s.leader_address : "-", s.term,
+			 s.applied_seq, sl_db_applied_seq(n->db), s.commit_index, s.last_index);
+	len = k > 0 ? (size_t)k : 0;
+	for (unsigned i = 0; i < s.n_servers && len < cap; i++) {
+		const char *role = s.servers[i].role == RAFT_VOTER ? "voter" :
+				   s.servers[i].role == RAFT_STANDBY ? "standby" : "spare";
+		if (s.state == RAFT_LEADER)
+			k = snprintf(buf + len, cap - len, "  node %" PRIu64 " %s %s: match_index %"
+				     PRIu64 ", lag %" PRIu64 " entries\n", s.servers[i].id,
+				     s.servers[i].address, role, s.servers[i].match_index,
+				     s.last_index > s.servers[i].match_index ?
+					     s.last_index - s.servers[i].match_index : 0);
+		else
+			k = snprintf(buf + len, cap - len, "  node %" PRIu64 " %s %s%s\n",
+				     s.servers[i].id, s.servers[i].address, role,
+				     s.servers[i].id == s.leader_id ? " (leader)" : "");
+		len += k > 0 ? (size_t)k : 0;
+	}
+	if (s.state != RAFT_LEADER && len < cap)
+		snprintf(buf + len, cap - len, "  (per-follower lag: ask the leader)\n");
+}
+
+static int admin(void *arg, const char *method, const char *path,
+		 const char *(*param)(void *ctx, const char *key), void *ctx, char *out,
+		 size_t cap, const char **ctype)
+{
+	struct sl_node *n = arg;
+	if (!strcmp(path, "/status") && !strcmp(method, "GET")) {
+		const char *fmt = param(ctx, "format");
+		if (fmt && !strcmp(fmt, "text")) {
+			*ctype = "text/plain";
+			status_text(n, out, cap);
+		} else {
+			sl__node_status_json(n, out, cap);
+		}
+		return 200;
+	}
+	int op = !strcmp(path, "/cluster/add") ? OP_ADD :
+		 !strcmp(path, "/cluster/remove") ? OP_REMOVE :
+		 !strcmp(path, "/cluster/transfer") ? OP_TRANSFER : OP_NONE;
+	if (op == OP_NONE) {
+		snprintf(out, cap, "{\"error\":\"no such resource\"}\n");
+		return 404;
+	}
+	if (strcmp(method, "POST")) {
+		snprintf(out, cap, "{\"error\":\"use POST\"}\n");
+		return 405;
+	}
+	const char *ids = param(ctx, "id"), *address = param(ctx, "address");
+	unsigned long id = 0;
+	if ((ids && parse_uint(ids, 1u << 30, &id)) || (op != OP_TRANSFER && !id) ||
+	    (op == OP_ADD && (!address || !strchr(address, ':') || strlen(address) >= 128))) {
+		snprintf(out, cap, "{\"error\":\"bad or missing id/address\"}\n");
+		return 400;
+	}
+	return run_op(n, op, id, address, out, cap);
+}
+
+/* ---- Open / close ------------------------------------------------------------------------- */
+
+static int fail(int r, const char *what)
+{
+	fprintf(stderr, "sluice: cluster: %s: %s\n", what, r > 0 ? raft_strerror(r) :
+		sl_strerror(r));
+	return r > 0 ? -EIO : r;
+}
+
+static int start_raft(struct sl_node *n, const uint8_t *key, size_t key_len)
+{
+	const struct sl_node_config *c = &n->cfg;
+	int r;
+	if ((r = uv_loop_init(&n->loop)))
+		return fail(-EIO, "libuv loop");
+	n->loop_init = 1;
+	if ((r = raft_uv_tcp_init(&n->tcp, &n->loop)))
+		return fail(r, "raft tcp transport");
+	n->tcp_init = 1;
+	if (c->raft_bind && (r = raft_uv_tcp_set_bind_address(&n->tcp, c->raft_bind)))
+		return fail(r, "--raft-bind");
+	if ((r = sl__auth_new(&n->tcp, &n->loop, key, key_len, n->cluster_id, &n->auth)))
+		return fail(r, "peer authentication");
+	if ((r = raft_uv_init(&n->io, &n->loop, n->raft_dir, sl__auth_transport(n->auth))))
+		return fail(r, "raft storage");
+	n->io_init = 1;
+	if ((r = raft_init(&n->raft, &n->io, sl__repl_fsm(n->repl), c->node_id, n->self_addr)))
+		return fail(r, "raft");
+	n->raft_init = 1;
+	n->raft.data = n;
+	raft_set_election_timeout(&n->raft, c->election_ms ? c->election_ms : 300);
+	raft_set_heartbeat_timeout(&n->raft, c->heartbeat_ms ? c->heartbeat_ms : 50);
+	raft_set_pre_vote(&n->raft, true);
+	raft_set_snapshot_threshold(&n->raft, c->snapshot_threshold ? c->snapshot_threshold :
+			4096);
+	raft_set_snapshot_trailing(&n->raft, c->snapshot_trailing ? c->snapshot_trailing : 1024);
+	if (!c->join) {
+		struct raft_configuration conf;
+		raft_configuration_init(&conf);
+		for (unsigned i = 0; i < n->npeers; i++)
+			if ((r = raft_configuration_add(&conf, n->peers[i].id, n->peers[i].address,
+							RAFT_VOTER))) {
+				raft_configuration_close(&conf);
+				return fail(r, "raft configuration");
+			}
+		r = raft_bootstrap(&n->raft, &conf);
+		raft_configuration_close(&conf);
+		if (r && r != RAFT_CANTBOOTSTRAP) /* CANTBOOTSTRAP: it has state already */
+			return fail(r, "raft bootstrap");
+	}
+	sl__repl_attach(n->repl, &n->raft, kick, n);
+	uv_async_init(&n->loop, &n->async, on_async);
+	n->async.data = n;
+	uv_timer_init(&n->loop, &n->timer);
+	n->timer.data = n;
+	uv_timer_start(&n->timer, on_timer, POLL_MS, POLL_MS);
+	if ((r = raft_start(&n->raft))) {
+		fprintf(stderr, "sluice: cluster: raft: %s\n", raft_errmsg(&n->raft));
+		return fail(r, "raft start");
+	}
+	if (pthread_create(&n->thread, NULL, loop_main, n))
+		return fail(-EAGAIN, "raft thread");
+	n->thread_started = 1;
+	return 0;
+}
+
+int sl__node_open(const struct sl_node_config *nc, const struct sl_options *o,
+		  struct sl_node **out)
+{
+	if (!nc->cluster_id || !nc->cluster_id[0] || strlen(nc->cluster_id) >= 64 ||
+	    !nc->node_id || !nc->peers || !nc->key_file || !o->data_dir) {
+		fprintf(stderr, "sluice: cluster: --cluster-id (< 64 chars), --node, --peers and "
+			"--cluster-key-file are all required\n");
+		return SL_ECONFIG;
+	}
+	/* libuv writes to raft's TCP streams with write(2): a peer that died would end this
+	 * process with SIGPIPE instead of a failed write that raft handles. */
+	signal(SIGPIPE, SIG_IGN);
+	struct sl_node *n = calloc(1, sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	n->cfg = *nc;
+	pthread_mutex_init(&n->opmu, NULL);
+	pthread_cond_init(&n->opcv, NULL);
+	snprintf(n->cluster_id, sizeof(n->cluster_id), "%s", nc->cluster_id);
+	uint8_t key[SL_AUTH_MAX_KEY];
+	size_t key_len = 0;
+	int r = parse_peers(n, nc->peers);
+	if (r) {
+		fprintf(stderr, "sluice: cluster: --peers \"%s\": expected ID=HOST:PORT,... with "
+			"distinct ids (1..) and addresses, at most %d\n", nc->peers,
+			SL_NODE_MAX_PEERS);
+		goto out_free;
+	}
+	for (unsigned i = 0; i < n->npeers; i++)
+		if (n->peers[i].id == nc->node_id)
+			n->self_addr = n->peers[i].address;
+	if (!n->self_addr) {
+		fprintf(stderr, "sluice: cluster: node %u is not in --peers\n", nc->node_id);
+		r = SL_ECONFIG;
+		goto out_free;
+	}
+	if ((r = sl__auth_read_key(nc->key_file, key, sizeof(key), &key_len)))
+		goto out_free;
+	if (o->flags & SL_OPEN_CREATE)
+		mkdir(o->data_dir, 0755);
+	snprintf(n->raft_dir, sizeof(n->raft_dir), "%s/raft", o->data_dir);
+	if (mkdir(n->raft_dir, 0755) && errno != EEXIST) {
+		r = -errno;
+		fprintf(stderr, "sluice: cluster: %s: %s\n", n->raft_dir, strerror(errno));
+		goto out_free;
+	}
+	/* An empty local log: the offline tools (sluice replay, verify) read the tables, which
+	 * hold everything after a clean stop. Cluster mode itself never writes to it. */
+	char wal[4200];
+	snprintf(wal, sizeof(wal), "%s/wal", o->data_dir);
+	mkdir(wal, 0755);
+	if ((r = sl__repl_new(NULL, &n->repl)))
+		goto out_free;
+	struct sl_log log;
+	sl__repl_log(n->repl, &log);
+	/* The engine binds to the log before raft starts: raft's recovery (its snapshot, then
+	 * its entries) goes through the engine's apply path like everything after. */
+	if ((r = sl__db_open_log(o, &log, &n->db))) {
+		fprintf(stderr, "sluice: cluster: opening %s: %s\n", o->data_dir, sl_strerror(r));
+		goto out_free;
+	}
+	if ((r = start_raft(n, key, key_len)))
+		goto out_free;
+	if (nc->admin && (r = sl__http_open(nc->admin, admin, n, &n->http))) {
+		fprintf(stderr, "sluice: cluster: --admin %s: %s\n", nc->admin, sl_strerror(r));
+		goto out_free;
+	}
+	fprintf(stderr, "sluice: cluster %s: node %u at %s, %u peers%s%s\n", n->cluster_id,
+		nc->node_id, n->self_addr, n->npeers, nc->admin ? ", admin on " : "",
+		nc->admin ? nc->admin : "");
+	memset(key, 0, sizeof(key));
+	*out = n;
+	return 0;
+out_free:
+	memset(key, 0, sizeof(key));
+	sl__node_close(n);
+	return r;
+}
+
+struct sl_db *sl__node_db(struct sl_node *n)
+{
+	return n->db;
+}
+
+int sl__node_close(struct sl_node *n)
+{
+	if (!n)
+		return 0;
+	sl__http_close(n->http);
+	if (n->thread_started) {
+		n->stopping = 1;
+		uv_async_send(&n->async);
+		pthread_join(n->thread, NULL);
+	} else if (n->loop_init) {
+		/* Started nothing: release what was set up, on this thread. */
+		if (n->raft_init) {
+			n->stopping = 2;
+			if (n->async.data) {
+				uv_close((uv_handle_t *)&n->async, NULL);
+				uv_close((uv_handle_t *)&n->timer, NULL);
+			}
+			raft_close(&n->raft, raft_closed);
+		} else {
+			if (n->io_init)
+				raft_uv_close(&n->io);
+			if (n->tcp_init)
+				raft_uv_tcp_close(&n->tcp);
+		}
+		uv_run(&n->loop, UV_RUN_DEFAULT);
+	}
+	if (n->loop_init)
+		uv_loop_close(&n->loop);
+	sl__auth_free(n->auth);
+	int r = 0;
+	if (n->db && n->thread_started && (r = sl__db_flush_quiesced(n->db)) < 0)
+		fprintf(stderr, "sluice: cluster: writing the applied state to tables: %s\n",
+			sl_strerror(r));
+	int rc = sl_db_close(n->db);
+	r = r < 0 ? r : rc;
+	sl__repl_free(n->repl);
+	pthread_mutex_destroy(&n->opmu);
+	pthread_cond_destroy(&n->opcv);
+	free(n);
+	return r;
+}
