@@ -13,6 +13,7 @@
 
 #include "accel_inputs.h"
 #include "block.h"
+#include "sluice.h"
 
 uint64_t rng_state;
 int pool_words;
@@ -297,4 +298,313 @@ void merge_vs_grow(struct sl_accel *dev, struct sl_accel *ref, const struct sl_a
 		assert_int_equal(merge_vs(dev, ref, job, s[0], s[1], s[2], NULL), -ENOSPC);
 	}
 	assert_int_equal(merge_vs(dev, ref, job, need[0], need[1], need[2], NULL), 0);
+}
+
+/* ---- The merge job's comparisons, shared by the device backends' tests --------------------- */
+
+void merge_vs_random_round(struct sl_accel *dev, struct sl_accel *ref, int round)
+{
+	size_t k = 1 + rnd() % 20, un = 20 + rnd() % 1200;
+	struct tent *u = universe(&un);
+	struct trun runs[20];
+	struct sl_accel_run ar[20];
+	memset(runs, 0, sizeof(runs));
+	unsigned every = 1 + (unsigned)(rnd() % 6);
+	for (size_t r = 0; r < k; r++) {
+		make_run(&runs[r], u, un, rnd() % 8 == 0 ? 100000 : every, round % 6 == 0);
+		trun_encode(&runs[r], ref, block_sizes[rnd() % N_BLOCK_SIZES],
+			    1 + (uint32_t)(rnd() % 20));
+	}
+	struct sl_accel_merge_job j;
+	memset(&j, 0, sizeof(j));
+	job_runs(&j, ar, runs, k);
+	uint32_t bb = block_sizes[rnd() % N_BLOCK_SIZES];
+	j.block_bytes = rnd() % 4 == 0 && bb == 4096 ? 0 : bb;
+	j.restart_interval = rnd() % 4 ? (rnd() % 2 ? 0 : 16) : 1 + (uint32_t)(rnd() % 40);
+	j.bits_per_key = rnd() % 3 ? (rnd() % 2 ? 0 : 10) : 1 + (uint32_t)(rnd() % 20);
+	j.flags = rnd() % 2 ? SL_ACCEL_MERGE_DROP_TOMBSTONES : 0;
+	uint8_t lo[SL_ACCEL_MAX_KEY], hi[SL_ACCEL_MAX_KEY];
+	if (rnd() % 3 == 0) {
+		pick_bound(u, un, lo, &j.lo_len);
+		j.lo = lo;
+	}
+	if (rnd() % 3 == 0) {
+		pick_bound(u, un, hi, &j.hi_len);
+		j.hi = hi;
+	}
+	switch (rnd() % 3) {
+	case 0:
+		merge_vs_grow(dev, ref, &j, 0, 0, 0);
+		break;
+	case 1:
+		merge_vs_grow(dev, ref, &j, 1 + rnd() % 5000, 1 + rnd() % 10, 64);
+		break;
+	default:
+		merge_vs_grow(dev, ref, &j, 8 << 20, 70000, 1 << 16);
+		break;
+	}
+	for (size_t r = 0; r < k; r++)
+		trun_free(&runs[r]);
+	free(u);
+}
+
+/* Named cases: newest wins and tombstones (kept, dropped), no runs, empty runs, nothing in
+ * range, lo == hi, 256 runs, 1 MiB values in 64-byte blocks, and an output much larger than
+ * its input (restart every entry over keys that shared 60 bytes), past the backend's first
+ * estimate of the room it needs. */
+void merge_vs_cases(struct sl_accel *dev, struct sl_accel *ref)
+{
+	struct sl_accel_merge_job j;
+	memset(&j, 0, sizeof(j));
+	merge_vs_grow(dev, ref, &j, 0, 0, 0);
+	assert_int_equal(merge_vs(dev, ref, &j, 0, 0, 64, NULL), 0);
+
+	size_t un = 300;
+	struct tent *u = universe(&un);
+	static struct trun runs[SL_ACCEL_MAX_RUNS];
+	static struct sl_accel_run ar[SL_ACCEL_MAX_RUNS];
+	memset(runs, 0, sizeof(runs));
+	for (int r = 0; r < 5; r++) {
+		/* Runs 0 and 3 empty, the rest dense: many duplicate keys. */
+		make_run(&runs[r], u, un, r == 0 || r == 3 ? 1000000 : 1, 0);
+		trun_encode(&runs[r], ref, 256, 4);
+	}
+	job_runs(&j, ar, runs, 5);
+	for (int drop = 0; drop < 2; drop++) {
+		j.flags = drop ? SL_ACCEL_MERGE_DROP_TOMBSTONES : 0;
+		merge_vs_grow(dev, ref, &j, 1 << 20, 10000, 1 << 12);
+		struct sl_accel_merge_job r;
+		assert_int_equal(merge_vs(dev, ref, &j, 1 << 20, 10000, 1 << 12, &r), 0);
+		assert_true(r.dropped_older > 0);
+		assert_true(drop ? r.dropped_tombstones > 0 : r.dropped_tombstones == 0);
+	}
+	j.lo = u[un - 1].key;
+	j.lo_len = u[un - 1].klen;
+	merge_vs_grow(dev, ref, &j, 1 << 20, 10000, 1 << 12);
+	j.lo = j.hi = u[un / 2].key;
+	j.lo_len = j.hi_len = u[un / 2].klen;
+	merge_vs_grow(dev, ref, &j, 1 << 20, 10000, 1 << 12);
+	j.hi = u[un / 2 + 1].key;
+	j.hi_len = u[un / 2 + 1].klen;
+	merge_vs_grow(dev, ref, &j, 1 << 20, 10000, 1 << 12);
+	j.lo_len = j.hi_len = 0;
+	/* 256 runs, most of them empty. */
+	for (int r = 5; r < SL_ACCEL_MAX_RUNS; r++) {
+		make_run(&runs[r], u, un, r % 50 ? 1000000 : 3, 0);
+		trun_encode(&runs[r], ref, 4096, 16);
+	}
+	job_runs(&j, ar, runs, SL_ACCEL_MAX_RUNS);
+	merge_vs_grow(dev, ref, &j, 1 << 20, 10000, 1 << 12);
+	for (int r = 0; r < SL_ACCEL_MAX_RUNS; r++)
+		trun_free(&runs[r]);
+	free(u);
+
+	/* 1 MiB values, 64-byte blocks. */
+	uint8_t *pool = pool_get();
+	for (int r = 0; r < 3; r++) {
+		runs[r].e = calloc(8, sizeof(struct tent));
+		assert_non_null(runs[r].e);
+		for (int i = 0; i < 6; i++) {
+			struct tent *t = &runs[r].e[runs[r].n++];
+			t->klen = (uint8_t)(1 + (i * 13) % SL_ACCEL_MAX_KEY);
+			memset(t->key, 'k', t->klen);
+			t->key[0] = (uint8_t)('a' + 2 * i + (r == 2));
+			t->vlen = i % 2 ? (1u << 20) : (uint32_t)i;
+			t->val = pool + (size_t)r * 1000 + (size_t)i;
+		}
+		trun_encode(&runs[r], ref, 64, 1);
+	}
+	memset(&j, 0, sizeof(j));
+	job_runs(&j, ar, runs, 3);
+	j.block_bytes = 64;
+	merge_vs_grow(dev, ref, &j, 1000, 2, 64);
+	for (int r = 0; r < 3; r++)
+		trun_free(&runs[r]);
+
+	/* Output far larger than input. */
+	runs[0].e = calloc(2000, sizeof(struct tent));
+	assert_non_null(runs[0].e);
+	for (int i = 0; i < 2000; i++) {
+		struct tent *t = &runs[0].e[runs[0].n++];
+		t->klen = SL_ACCEL_MAX_KEY;
+		memset(t->key, 'p', 60);
+		sl__block_put_u32(t->key + 60, __builtin_bswap32((uint32_t)i));
+		t->val = pool;
+	}
+	trun_encode(&runs[0], ref, 65536, 1000);
+	memset(&j, 0, sizeof(j));
+	job_runs(&j, ar, runs, 1);
+	j.restart_interval = 1;
+	j.block_bytes = 256;
+	struct sl_accel_merge_job r;
+	assert_int_equal(merge_vs(dev, ref, &j, 1 << 20, 10000, 1 << 12, &r), 0);
+	assert_true(r.out_len > 5 * runs[0].bufs[0].len);
+	trun_free(&runs[0]);
+
+	/* The refusals are the reference's. */
+	struct sl_accel_buf nodata = { NULL, 100 };
+	struct sl_accel_run bad_run = { &nodata, 1 };
+	static const uint8_t key[] = "k";
+	for (int c = 0; c < 9; c++) {
+		memset(&j, 0, sizeof(j));
+		switch (c) {
+		case 0:
+			j.block_bytes = 63;
+			break;
+		case 1:
+			j.bits_per_key = 65;
+			break;
+		case 2:
+			j.n_runs = SL_ACCEL_MAX_RUNS + 1;
+			j.runs = ar;
+			break;
+		case 3:
+			j.n_runs = 1;
+			break;
+		case 4:
+			j.flags = 1u << 5;
+			break;
+		case 5:
+			j.lo_len = 3;
+			break;
+		case 6:
+			j.hi = key;
+			j.hi_len = 0;
+			j.runs = &bad_run;
+			j.n_runs = 1;
+			break;
+		case 7:
+			j.lo = key;
+			j.lo_len = 1;
+			j.bits_per_key = 64;
+			break; /* valid */
+		default:
+			j.out_cap = 10;
+			break; /* out NULL */
+		}
+		struct sl_accel_merge_job a = j, b = j;
+		assert_int_equal(sl__accel_merge(dev, &a), sl__accel_merge(ref, &b));
+		assert_memory_equal(&a, &b, sizeof(a));
+	}
+	assert_int_equal(sl__accel_merge(dev, NULL), -EINVAL);
+}
+
+/* Five runs of small blocks for the corruption tests. */
+static void corrupt_setup(struct sl_accel *ref, struct trun *runs, struct sl_accel_run *ar,
+			  struct sl_accel_merge_job *j)
+{
+	size_t un = 1500;
+	struct tent *u = universe(&un);
+	for (int r = 0; r < 5; r++) {
+		make_run(&runs[r], u, un, 2, 0);
+		trun_encode(&runs[r], ref, 256, 4);
+		assert_true(runs[r].nblocks >= 4);
+	}
+	free(u);
+	memset(j, 0, sizeof(*j));
+	job_runs(j, ar, runs, 5);
+}
+
+/* Flipped bits anywhere in an input block, blocks too short, damage behind a valid CRC, blocks
+ * swapped or repeated (keys out of order), damage past hi (never read): the same status, the
+ * same bad_run and bad_block, the same counters. */
+void merge_vs_corrupt(struct sl_accel *dev, struct sl_accel *ref, int rounds)
+{
+	struct trun runs[5];
+	struct sl_accel_run ar[5];
+	struct sl_accel_merge_job j;
+	memset(runs, 0, sizeof(runs));
+	corrupt_setup(ref, runs, ar, &j);
+	for (int round = 0; round < rounds; round++) {
+		size_t r = rnd() % 5, b = rnd() % runs[r].nblocks, len = runs[r].bufs[b].len;
+		static const size_t fixed[] = { 0, 1, 8 };
+		size_t at = round < 3 ? (round ? len - fixed[round] : 0) : rnd() % len;
+		uint8_t *p = (uint8_t *)runs[r].bufs[b].data, bit = (uint8_t)(1u << (rnd() % 8));
+		p[at] ^= bit;
+		assert_int_equal(merge_vs(dev, ref, &j, 4 << 20, 40000, 1 << 16, NULL), SL_ECORRUPT);
+		p[at] ^= bit;
+	}
+	assert_int_equal(merge_vs(dev, ref, &j, 4 << 20, 40000, 1 << 16, NULL), 0);
+	size_t keep = runs[3].bufs[2].len;
+	for (size_t len = 0; len < SL_BLOCK_MIN; len += 4) {
+		runs[3].bufs[2].len = len;
+		assert_int_equal(merge_vs(dev, ref, &j, 4 << 20, 40000, 1 << 16, NULL), SL_ECORRUPT);
+	}
+	runs[3].bufs[2].len = keep;
+	/* An absurd restart count and an overlong value, each behind a valid CRC. */
+	uint8_t *p = (uint8_t *)runs[1].bufs[1].data;
+	size_t len = runs[1].bufs[1].len;
+	uint8_t save[8];
+	memcpy(save, p + len - 8, 8);
+	sl__block_put_u32(p + len - 8, 0xFFFF);
+	sl__block_put_u32(p + len - 4, sl__accel_crc32c(ref, p, len - 4));
+	assert_int_equal(merge_vs(dev, ref, &j, 4 << 20, 40000, 1 << 16, NULL), SL_ECORRUPT);
+	memcpy(p + len - 8, save, 8);
+	uint8_t v = p[2];
+	p[2] = 0x7f;
+	sl__block_put_u32(p + len - 4, sl__accel_crc32c(ref, p, len - 4));
+	assert_int_equal(merge_vs(dev, ref, &j, 4 << 20, 40000, 1 << 16, NULL), SL_ECORRUPT);
+	p[2] = v;
+	memcpy(p + len - 4, save + 4, 4);
+	/* Blocks swapped; a block repeated. */
+	struct sl_accel_buf t = runs[4].bufs[1];
+	runs[4].bufs[1] = runs[4].bufs[2];
+	runs[4].bufs[2] = t;
+	assert_int_equal(merge_vs(dev, ref, &j, 4 << 20, 40000, 1 << 16, NULL), SL_ECORRUPT);
+	runs[4].bufs[2] = runs[4].bufs[1];
+	runs[4].bufs[1] = t;
+	t = runs[2].bufs[1];
+	runs[2].bufs[1] = runs[2].bufs[0];
+	assert_int_equal(merge_vs(dev, ref, &j, 4 << 20, 40000, 1 << 16, NULL), SL_ECORRUPT);
+	runs[2].bufs[1] = t;
+	/* Blocks made by hand, each behind a valid CRC: a five-byte value length in range (an odd
+	 * but valid varint), then past 32 bits; a key, then a value, one byte past the entries; a
+	 * restart offset inside the entry (never met). */
+	static const struct {
+		uint8_t e[12], elen, nr, bad;
+		uint32_t rs[2];
+	} hand[] = {
+		{ { 0, 1, 0x80, 0x80, 0x80, 0x80, 0x00, 0, 'z' }, 9, 1, 0, { 0 } },
+		{ { 0, 1, 0x80, 0x80, 0x80, 0x80, 0x10, 0, 'z' }, 9, 1, 1, { 0 } },
+		{ { 0, 1, 0xff, 0xff, 0xff, 0xff, 0x0f, 0, 'z' }, 9, 1, 1, { 0 } },
+		{ { 0, 6, 0, 0, 'z', 0, 0, 0, 0 }, 9, 1, 1, { 0 } },
+		{ { 0, 1, 5, 0, 'z', 1, 2, 3, 4 }, 9, 1, 1, { 0 } },
+		{ { 0, 1, 4, 0, 'z', 1, 2, 3, 4 }, 9, 1, 0, { 0 } },
+		{ { 0, 1, 4, 0, 'z', 1, 2, 3, 4 }, 9, 2, 1, { 0, 3 } },
+	};
+	for (size_t h = 0; h < sizeof(hand) / sizeof(hand[0]); h++) {
+		uint8_t blk[40];
+		size_t n = hand[h].elen;
+		memcpy(blk, hand[h].e, n);
+		for (int i = 0; i < hand[h].nr; i++, n += 4)
+			sl__block_put_u32(blk + n, hand[h].rs[i]);
+		sl__block_put_u32(blk + n, hand[h].nr);
+		sl__block_put_u32(blk + n + 4, sl__accel_crc32c(ref, blk, n + 4));
+		struct sl_accel_buf hb = { blk, n + 8 };
+		struct sl_accel_run har[6];
+		memcpy(har, ar, sizeof(ar));
+		har[5] = (struct sl_accel_run){ &hb, 1 };
+		struct sl_accel_merge_job hj = j;
+		hj.runs = har;
+		hj.n_runs = 6;
+		struct sl_accel_merge_job r;
+		assert_int_equal(merge_vs(dev, ref, &hj, 4 << 20, 40000, 1 << 16, &r),
+				 hand[h].bad ? SL_ECORRUPT : 0);
+		if (hand[h].bad)
+			assert_int_equal(r.bad_run, 5);
+	}
+	/* Damage in run 0's last block, past hi: never read. */
+	p = (uint8_t *)runs[0].bufs[runs[0].nblocks - 1].data;
+	p[0] ^= 1;
+	j.hi = runs[0].e[0].key;
+	j.hi_len = runs[0].e[0].klen;
+	assert_int_equal(merge_vs(dev, ref, &j, 4 << 20, 40000, 1 << 16, NULL), 0);
+	j.hi_len = 0;
+	struct sl_accel_merge_job r;
+	assert_int_equal(merge_vs(dev, ref, &j, 4 << 20, 40000, 1 << 16, &r), SL_ECORRUPT);
+	assert_int_equal(r.bad_run, 0);
+	assert_int_equal(r.bad_block, runs[0].nblocks - 1);
+	p[0] ^= 1;
+	for (int i = 0; i < 5; i++)
+		trun_free(&runs[i]);
 }

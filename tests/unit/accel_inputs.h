@@ -88,4 +88,14 @@ int merge_vs(struct sl_accel *dev, struct sl_accel *ref, const struct sl_accel_m
 void merge_vs_grow(struct sl_accel *dev, struct sl_accel *ref, const struct sl_accel_merge_job *job,
 		   size_t out, size_t blocks, size_t bloom);
 
+/* The device backends' merge comparisons against a reference (cpu), all through merge_vs:
+ * one random job (round 0 and every sixth: big values); the named cases (newest wins and
+ * tombstones, no runs, empty runs, nothing in range, lo == hi, 256 runs, 1 MiB values in
+ * 64-byte blocks, an output far larger than its input, every refusal); and damaged input
+ * (rounds of flipped bits, short blocks, damage behind valid CRCs, blocks out of order, hand-made
+ * blocks, damage past hi that is never read). */
+void merge_vs_random_round(struct sl_accel *dev, struct sl_accel *ref, int round);
+void merge_vs_cases(struct sl_accel *dev, struct sl_accel *ref);
+void merge_vs_corrupt(struct sl_accel *dev, struct sl_accel *ref, int rounds);
+
 #endif
