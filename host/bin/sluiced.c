@@ -64,10 +64,14 @@ static void usage(FILE *f)
 		"  --cluster-id ID --node N --peers 1=HOST:PORT,2=HOST:PORT,... (raft addresses)\n"
 		"  --cluster-key-file F  shared key (16..256 bytes); peers without it are refused\n"
 		"  --raft-bind HOST:PORT listen for raft here instead of this node's peer address\n"
+		"  --data-peers 1=HOST:PORT,... the nodes' snapshot data addresses (default: each\n"
+		"                        raft address with port + 1000); --data-bind HOST:PORT\n"
+		"                        listen for it here instead\n"
 		"  --admin HOST:PORT     GET /status (JSON), POST /cluster/add|remove|transfer\n"
 		"  --election-ms MS      raft election timeout (300); --heartbeat-ms MS (50)\n"
 		"  --snapshot-entries N  raft entries between snapshots (4096)\n"
-		"  --join                a new node: wait to be added (sluice cluster add)\n"
+		"  --join                a new node, or one whose directory was lost: wait to be\n"
+		"                        added (sluice cluster add); it catches up by snapshot\n"
 		"  --cluster-config FILE the same as key=value lines\n");
 }
 
@@ -126,6 +130,8 @@ int main(int argc, char **argv)
 		{ "peers", required_argument, NULL, OPT_CLUSTER },
 		{ "cluster-key-file", required_argument, NULL, OPT_CLUSTER },
 		{ "raft-bind", required_argument, NULL, OPT_CLUSTER },
+		{ "data-bind", required_argument, NULL, OPT_CLUSTER },
+		{ "data-peers", required_argument, NULL, OPT_CLUSTER },
 		{ "admin", required_argument, NULL, OPT_CLUSTER },
 		{ "election-ms", required_argument, NULL, OPT_CLUSTER },
 		{ "heartbeat-ms", required_argument, NULL, OPT_CLUSTER },

@@ -1298,6 +1298,30 @@ int sl__db_flush_quiesced(struct sl_db *db)
 	return sl__store_wait_flushed(db->st, last);
 }
 
+int sl__db_pin_tables(struct sl_db *db, const char *dst_dir, struct sl_table_info **out,
+		      size_t *n, uint64_t *checkpoint)
+{
+	return sl__store_pin(db->st, dst_dir, out, n, checkpoint);
+}
+
+int sl__db_install_tables(struct sl_db *db, const char *src_dir, const struct sl_table_info *t,
+			  size_t n, uint64_t checkpoint)
+{
+	if (!db->cluster || !db->applier_running)
+		return -EINVAL;
+	/* The caller is the log's thread, the applier's only feeder: once what was queued is
+	 * applied and flushed (flush_quiesced waits for both), nothing touches the memtable. */
+	int r = sl__db_flush_quiesced(db);
+	if (r < 0)
+		return r;
+	wait_applied(db, ck_pr_load_64(&db->last_seq));
+	if ((r = sl__store_install(db->st, src_dir, t, n, checkpoint)) < 0)
+		return r;
+	ck_pr_store_64(&db->last_seq, checkpoint);
+	ck_pr_store_64(&db->applied_seq, checkpoint);
+	return 0;
+}
+
 SL_API int sl_db_compact(struct sl_db *db)
 {
 	if (db->rdonly)

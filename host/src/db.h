@@ -23,4 +23,15 @@ int sl__db_open_log(const struct sl_options *o, const struct sl_log *log, struct
  * restart) holds it. 0, or the flush's error. */
 int sl__db_flush_quiesced(struct sl_db *db);
 
+/* Cluster mode, replication snapshots (the log's thread, inside its snapshot and restore
+ * callbacks). pin: sl__store_pin of the current tables into dst_dir. install: the state becomes
+ * the tables in src_dir as of checkpoint (> what was applied): what was applied is flushed
+ * first, then the table set is replaced in one manifest edit; the log's thread goes on applying
+ * after checkpoint. 0 or an error (the state is as it was). */
+struct sl_table_info;
+int sl__db_pin_tables(struct sl_db *db, const char *dst_dir, struct sl_table_info **out,
+		      size_t *n, uint64_t *checkpoint);
+int sl__db_install_tables(struct sl_db *db, const char *src_dir, const struct sl_table_info *t,
+			  size_t n, uint64_t checkpoint);
+
 #endif /* SL_DB_H */

@@ -19,7 +19,8 @@
 
 #define CHUNK_RECS  4096
 #define CHUNK_BYTES (1u << 20)
-#define SNAP_HDR    32u
+#define SNAP_HDR    40u
+#define SNAP_VERSION 2
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "wire integers are little-endian");
 
@@ -48,10 +49,12 @@ struct snap_hdr {
 	uint16_t version;
 	uint16_t flags;
 	uint64_t applied_seq; /* the state the snapshot stands for */
-	uint64_t first_seq;   /* its first record (0: none) */
-	uint64_t records;
+	uint64_t checkpoint;  /* the tables' part holds every record <= it (0: no tables) */
+	uint64_t records;     /* after the checkpoint, in the frames after the description */
+	uint32_t desc_len;    /* the tables' description (then zeros to a multiple of 8) */
+	uint32_t crc;         /* CRC32C of everything after this header */
 };
-_Static_assert(sizeof(struct snap_hdr) == SNAP_HDR, "snapshot header is 32 bytes");
+_Static_assert(sizeof(struct snap_hdr) == SNAP_HDR, "snapshot header is 40 bytes");
 
 /* Committed records kept for cursors: chunks in sequence order. */
 struct rec_desc {
@@ -65,11 +68,6 @@ struct chunk {
 	size_t used, cap;
 	struct rec_desc d[CHUNK_RECS];
 	uint8_t *data;
-};
-
-struct snap_chunk {
-	uint8_t *p;
-	size_t len, cap;
 };
 
 struct proposal {
@@ -86,6 +84,7 @@ struct sl_repl {
 	void *kick_arg;
 	struct sl_log_apply ap;
 	int bound;
+	struct sl_repl_snap_ops snap;
 
 	/* mu guards everything below up to the committed store; cv: applied_seq advanced,
 	 * room freed, or the role changed. */
@@ -113,10 +112,6 @@ struct sl_repl {
 	size_t scratch_cap;
 	size_t scratch_n;
 	uint64_t scratch_floor;     /* records at or below this are already applied */
-	struct snap_chunk *sc;      /* the snapshot store (see sc_append) */
-	size_t nsc, sc_cap;
-	int sc_open;                /* the last chunk takes appends */
-	uint64_t sc_first, sc_last, sc_records;
 	int corrupt_said;
 };
 
@@ -276,16 +271,13 @@ static int collect(void *arg, const struct sl_log_rec *rec)
 	return 0;
 }
 
-static int sc_append(struct sl_repl *r, const struct sl_log_rec *recs, size_t n);
-
-/* Decode every frame of buf (len bytes), then add what is new to the snapshot store and keep
- * and apply what this node's state lacks (a restarted node has its tables already: raft
- * replays what they hold into the snapshot store only). */
+/* Decode every frame of buf (len bytes), then keep and apply what this node's state lacks (a
+ * restarted node has its tables already: what raft replays that they hold is skipped). */
 static int apply_frames(struct sl_repl *r, const uint8_t *buf, size_t len, const char *what)
 {
 	uint64_t applied = ck_pr_load_64(&r->applied_seq);
 	r->scratch_n = 0;
-	r->scratch_floor = applied < r->sc_last ? applied : r->sc_last;
+	r->scratch_floor = applied;
 	size_t off = 0;
 	/* Entries end with zeros up to a multiple of 8 (raft_uv needs entry lengths that are):
 	 * no frame fits in less than that. */
@@ -305,22 +297,11 @@ static int apply_frames(struct sl_repl *r, const uint8_t *buf, size_t len, const
 		}
 		off += (size_t)got;
 	}
-	size_t n = r->scratch_n, k = 0;
-	while (k < n && r->scratch[k].seq <= r->sc_last)
-		k++;
-	int rc = k < n ? sc_append(r, r->scratch + k, n - k) : 0;
-	if (rc < 0) {
-		fprintf(stderr, "sluice: repl: keeping records for snapshots: %s\n",
-			sl_strerror(rc));
-		return rc;
-	}
-	/* The records this node's state lacks: a suffix, as for the snapshot store. */
+	size_t n = r->scratch_n;
 	struct sl_log_rec *recs = r->scratch;
-	while (n && recs->seq <= applied)
-		recs++, n--;
 	if (!n)
 		return 0;
-	rc = keep(r, recs, n);
+	int rc = keep(r, recs, n);
 	if (rc < 0) {
 		fprintf(stderr, "sluice: repl: keeping committed records: %s\n", sl_strerror(rc));
 		return rc;
@@ -354,80 +335,93 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
 
 /* ---- Snapshots ---------------------------------------------------------------------------- */
 
-/* The snapshot store (raft's thread only): every committed record since the beginning, as
- * frames in chunks, so that a snapshot is a memory copy rather than a read of the tables. */
-static int sc_append(struct sl_repl *r, const struct sl_log_rec *recs, size_t n)
-{
-	size_t need = SL_REPL_FRAME_HDR;
-	for (size_t i = 0; i < n; i++)
-		need += SL_REPL_REC_HDR + recs[i].len;
-	need = (need + 7) & ~(size_t)7;
-	struct snap_chunk *c = r->sc_open ? &r->sc[r->nsc - 1] : NULL;
-	if (!c || c->len + need > c->cap) {
-		if (r->nsc == r->sc_cap) {
-			size_t cap = r->sc_cap ? r->sc_cap * 2 : 64;
-			struct snap_chunk *p = realloc(r->sc, cap * sizeof(*p));
-			if (!p)
-				return -ENOMEM;
-			r->sc = p;
-			r->sc_cap = cap;
-		}
-		size_t cap = need > CHUNK_BYTES ? need : CHUNK_BYTES;
-		uint8_t *mem = malloc(cap);
-		if (!mem)
-			return -ENOMEM;
-		c = &r->sc[r->nsc++];
-		*c = (struct snap_chunk){ .p = mem, .cap = cap };
-		r->sc_open = 1;
-	}
-	long got = sl__repl_frame_encode(recs, n, c->p + c->len, c->cap - c->len);
-	if (got < 0)
-		return (int)got;
-	c->len += (size_t)got;
-	if (!r->sc_first)
-		r->sc_first = recs[0].seq;
-	r->sc_last = recs[n - 1].seq;
-	r->sc_records += n;
-	return 0;
-}
-
-/* Raft's thread: the state at the last applied entry is every record the store holds: one
- * buffer (raft frees it), a header and the chunks copied back to back (a memory copy, no
- * decoding). */
+/* A snapshot stands for the state at the last applied entry: the tables' part (pinned by the
+ * snapshot ops: a checkpoint and a description of the tables, which travel on their own
+ * channel), then every committed record after the checkpoint (what the tables do not hold yet:
+ * the memtables' worth, kept in the committed store until a flush passes it). Without snapshot
+ * ops the checkpoint is 0 and the records are all the committed store holds. One buffer (raft
+ * frees it); the committed store's lock is held throughout, so no truncation can pass the
+ * pinned checkpoint before its records are copied. */
 static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
 	struct sl_repl *r = fsm->data;
-	size_t len = SNAP_HDR;
-	for (size_t i = 0; i < r->nsc; i++)
-		len += r->sc[i].len;
+	void *desc = NULL;
+	size_t dlen = 0;
+	uint64_t cp = 0, records = 0;
+	pthread_mutex_lock(&r->cmu);
+	if (r->snap.take) {
+		int rc = r->snap.take(r->snap.arg, &cp, &desc, &dlen);
+		if (rc < 0) {
+			pthread_mutex_unlock(&r->cmu);
+			fprintf(stderr, "sluice: repl: taking a snapshot: pinning the tables: %s\n",
+				sl_strerror(rc));
+			return RAFT_IOERR;
+		}
+	}
+	size_t len = SNAP_HDR + ((dlen + 7) & ~(size_t)7);
+	for (size_t i = 0; i < r->nchunks; i++) {
+		const struct chunk *c = r->chunks[i];
+		size_t bytes = 0, k = 0;
+		for (uint32_t j = 0; j < c->n; j++)
+			if (c->d[j].seq > cp)
+				bytes += SL_REPL_REC_HDR + c->d[j].len, k++;
+		if (k)
+			len += (SL_REPL_FRAME_HDR + bytes + 7) & ~(size_t)7;
+	}
 	struct raft_buffer *out = raft_malloc(sizeof(*out));
 	uint8_t *p = raft_malloc(len);
-	if (!out || !p) {
+	struct sl_log_rec *recs = malloc(CHUNK_RECS * sizeof(*recs));
+	if (!out || !p || !recs) {
+		pthread_mutex_unlock(&r->cmu);
 		raft_free(out);
 		raft_free(p);
+		free(recs);
+		free(desc);
 		return RAFT_NOMEM;
 	}
-	struct snap_hdr h = { .magic = SL_REPL_SNAP_MAGIC, .version = SL_REPL_VERSION,
-			      .applied_seq = r->sc_last, .first_seq = r->sc_first,
-			      .records = r->sc_records };
-	memcpy(p, &h, sizeof(h));
 	size_t off = SNAP_HDR;
-	for (size_t i = 0; i < r->nsc; i++) {
-		memcpy(p + off, r->sc[i].p, r->sc[i].len);
-		off += r->sc[i].len;
+	memcpy(p + off, desc, dlen);
+	memset(p + off + dlen, 0, ((dlen + 7) & ~(size_t)7) - dlen);
+	off += (dlen + 7) & ~(size_t)7;
+	free(desc);
+	for (size_t i = 0; i < r->nchunks; i++) {
+		const struct chunk *c = r->chunks[i];
+		size_t k = 0;
+		for (uint32_t j = 0; j < c->n; j++)
+			if (c->d[j].seq > cp)
+				recs[k++] = (struct sl_log_rec){ .seq = c->d[j].seq,
+								 .rx_ns = c->d[j].rx_ns,
+								 .data = c->data + c->d[j].off,
+								 .len = c->d[j].len,
+								 .type = c->d[j].type };
+		if (!k)
+			continue;
+		long got = sl__repl_frame_encode(recs, k, p + off, len - off);
+		off += (size_t)got; /* sized above: it fits */
+		records += k;
 	}
+	pthread_mutex_unlock(&r->cmu);
+	free(recs);
+	struct snap_hdr h = { .magic = SL_REPL_SNAP_MAGIC, .version = SNAP_VERSION,
+			      .applied_seq = ck_pr_load_64(&r->applied_seq), .checkpoint = cp,
+			      .records = records, .desc_len = (uint32_t)dlen,
+			      .crc = crc32c(p + SNAP_HDR, len - SNAP_HDR) };
+	memcpy(p, &h, sizeof(h));
 	out->base = p;
 	out->len = len;
 	*bufs = out;
 	*n_bufs = 1;
 	pthread_mutex_lock(&r->mu);
 	r->st.snapshots_taken++;
+	r->st.snapshot_bytes = len;
 	pthread_mutex_unlock(&r->mu);
 	return 0;
 }
 
-/* Install: what the snapshot holds past what this node applied, through the same path as
- * entries (and past what its snapshot store holds, into that). */
+/* Install: when the snapshot's tables hold more than this node applied, they replace its state
+ * (the snapshot ops fetch and install them); then the records after that through the same path
+ * as entries. A node that has the tables' part already (a restart over its own snapshot) only
+ * applies the records it lacks. */
 static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 {
 	struct sl_repl *r = fsm->data;
@@ -437,23 +431,57 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 		return RAFT_CORRUPT;
 	}
 	memcpy(&h, buf->base, sizeof(h));
-	if (h.magic != SL_REPL_SNAP_MAGIC || h.version != SL_REPL_VERSION) {
-		fprintf(stderr, "sluice: repl: snapshot: bad magic or version\n");
+	const uint8_t *body = (const uint8_t *)buf->base + SNAP_HDR;
+	size_t blen = buf->len - SNAP_HDR, dpad = ((size_t)h.desc_len + 7) & ~(size_t)7;
+	if (h.magic != SL_REPL_SNAP_MAGIC || h.version != SNAP_VERSION || dpad > blen ||
+	    crc32c(body, blen) != h.crc) {
+		fprintf(stderr, "sluice: repl: snapshot of %zu bytes: bad magic, version, length "
+			"or CRC32C\n", buf->len);
 		return RAFT_CORRUPT;
 	}
 	uint64_t have = ck_pr_load_64(&r->applied_seq);
-	int rc = apply_frames(r, (const uint8_t *)buf->base + sizeof(h), buf->len - sizeof(h),
-			      "snapshot");
+	unsigned tables = 0;
+	if (h.checkpoint > have) {
+		if (!r->snap.install) {
+			fprintf(stderr, "sluice: repl: a snapshot with tables through seq %" PRIu64
+				" and no way to install them\n", h.checkpoint);
+			return RAFT_CORRUPT;
+		}
+		int rc = r->snap.install(r->snap.arg, body, h.desc_len, h.checkpoint);
+		if (rc < 0) {
+			fprintf(stderr, "sluice: repl: installing a snapshot's tables (through seq %"
+				PRIu64 "): %s; raft tries again\n", h.checkpoint, sl_strerror(rc));
+			return RAFT_IOERR;
+		}
+		tables = (unsigned)rc;
+		/* What the committed store held is older than the new state: drop it. */
+		pthread_mutex_lock(&r->cmu);
+		for (size_t i = 0; i < r->nchunks; i++) {
+			free(r->chunks[i]->data);
+			free(r->chunks[i]);
+		}
+		r->nchunks = 0;
+		r->retained_bytes = r->retained_records = 0;
+		pthread_mutex_unlock(&r->cmu);
+		pthread_mutex_lock(&r->mu);
+		ck_pr_store_64(&r->applied_seq, h.checkpoint);
+		pthread_mutex_unlock(&r->mu);
+	}
+	int rc = apply_frames(r, body + dpad, blen - dpad, "snapshot");
 	if (rc < 0)
 		return RAFT_NOMEM;
 	pthread_mutex_lock(&r->mu);
 	if (ck_pr_load_64(&r->applied_seq) < h.applied_seq)
 		ck_pr_store_64(&r->applied_seq, h.applied_seq);
 	r->st.snapshots_restored++;
+	if (h.checkpoint > have)
+		r->st.snapshot_tables_installed += tables;
 	pthread_cond_broadcast(&r->cv);
 	pthread_mutex_unlock(&r->mu);
-	fprintf(stderr, "sluice: repl: installed a snapshot through seq %" PRIu64 " (%" PRIu64
-		" records, this node had %" PRIu64 ")\n", h.applied_seq, h.records, have);
+	fprintf(stderr, "sluice: repl: installed a snapshot through seq %" PRIu64 " (tables "
+		"through %" PRIu64 "%s%u fetched, %" PRIu64 " records after them, %zu bytes; this "
+		"node had %" PRIu64 ")\n", h.applied_seq, h.checkpoint,
+		h.checkpoint > have ? ": " : ", ", tables, h.records, buf->len, have);
 	raft_free(buf->base);
 	return 0;
 }
@@ -934,9 +962,6 @@ void sl__repl_free(struct sl_repl *r)
 		free(r->chunks[i]);
 	}
 	free(r->chunks);
-	for (size_t i = 0; i < r->nsc; i++)
-		free(r->sc[i].p);
-	free(r->sc);
 	free(r->pend);
 	free(r->scratch);
 	pthread_mutex_destroy(&r->mu);
@@ -954,6 +979,11 @@ void sl__repl_log(struct sl_repl *r, struct sl_log *out)
 {
 	out->ops = &repl_log_ops;
 	out->impl = r;
+}
+
+void sl__repl_set_snap_ops(struct sl_repl *r, const struct sl_repl_snap_ops *ops)
+{
+	r->snap = *ops;
 }
 
 void sl__repl_attach(struct sl_repl *r, struct raft *raft, void (*kick)(void *), void *arg)

@@ -12,10 +12,13 @@
  * Frame, little-endian: magic "SLRF"(u32) version(u16) flags(u16) count(u32) bytes(u32)
  * crc32c(u32, over the records) reserved(u32), then count records of: seq(u64) rx_ns(u64)
  * len(u32) type(u32) data[len], then zeros up to a multiple of 8 bytes (raft_uv 0.15 misreads
- * its segments when an entry's length is not one). An entry is frames back to back. A
- * snapshot is a header (magic "SLSN", version, the last applied sequence, first sequence,
- * record count) followed by frames of every committed record: the snapshot store keeps them
- * in memory (see README: what is not done), so taking a snapshot is a memory copy.
+ * its segments when an entry's length is not one). An entry is frames back to back.
+ *
+ * A snapshot (raft's buffer) is small whatever the store's size: a header (magic "SLSN",
+ * version 2, the last applied sequence, the tables' checkpoint, the record count, the
+ * description's length, a CRC32C of the rest), the tables' description (opaque here: the
+ * snapshot ops make and read it; the table files travel on their own channel, repl_snap.c),
+ * then frames of the committed records after the checkpoint.
  */
 #ifndef SL_REPL_H
 #define SL_REPL_H
@@ -50,6 +53,8 @@ struct sl_repl_status {
 	uint64_t proposed_seq;     /* the last record proposed by this node as leader */
 	uint64_t entries_applied, records_applied, records_skipped, frames_corrupt;
 	uint64_t proposals, proposals_failed, snapshots_taken, snapshots_restored;
+	uint64_t snapshot_bytes;   /* the last snapshot taken, raft's buffer */
+	uint64_t snapshot_tables_installed; /* tables fetched by installs */
 	uint64_t inflight_bytes, retained_records, retained_bytes;
 	unsigned n_servers;
 	struct {
@@ -73,6 +78,19 @@ struct raft_fsm *sl__repl_fsm(struct sl_repl *r);
 /* The log seam over this node's raft, to open the db with (sl__db_open_log). Its close op
  * only stops appends: r still owns everything. */
 void sl__repl_log(struct sl_repl *r, struct sl_log *out);
+
+/* The tables' part of snapshots. take (raft's thread, the committed store locked: keep it
+ * short): pin the current tables so they outlive compaction; *checkpoint: every record <= it is
+ * in them; *desc (malloc'd, *len bytes): what install needs on another node. install (raft's
+ * thread): make the state the tables desc describes, as of checkpoint; returns how many tables
+ * it fetched, or an error (raft tries again later). Without these (tests over raft's fixture)
+ * a snapshot carries every committed record kept. Set before raft starts. */
+struct sl_repl_snap_ops {
+	int (*take)(void *arg, uint64_t *checkpoint, void **desc, size_t *len);
+	int (*install)(void *arg, const void *desc, size_t len, uint64_t checkpoint);
+	void *arg;
+};
+void sl__repl_set_snap_ops(struct sl_repl *r, const struct sl_repl_snap_ops *ops);
 
 /* The raft instance (initialized, started or not) and how to wake its thread from another one
  * (kick: e.g. uv_async_send; NULL where the appending thread drives raft itself). */

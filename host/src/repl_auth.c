@@ -100,18 +100,24 @@ static void stream_closed(uv_handle_t *s)
 	hs_unref(h);
 }
 
-static void mac(const struct sl_auth *a, const char *tag, raft_id id, const uint8_t *na,
-		const uint8_t *nc, uint8_t out[MAC])
+void sl__auth_mac(const uint8_t *key, size_t key_len, const char *tag, uint64_t id,
+		  const char *cluster, const uint8_t *na, const uint8_t *nc, uint8_t *out)
 {
-	uint8_t msg[8 + 8 + sizeof(a->cluster) + 2 * NONCE];
+	uint8_t msg[8 + 8 + 64 + 2 * NONCE] = { 0 };
 	memcpy(msg, tag, 8);
 	for (int i = 0; i < 8; i++)
 		msg[8 + i] = (uint8_t)(id >> (8 * i));
-	memcpy(msg + 16, a->cluster, sizeof(a->cluster));
-	memcpy(msg + 16 + sizeof(a->cluster), na, NONCE);
-	memcpy(msg + 16 + sizeof(a->cluster) + NONCE, nc, NONCE);
+	memcpy(msg + 16, cluster, strnlen(cluster, 63));
+	memcpy(msg + 16 + 64, na, NONCE);
+	memcpy(msg + 16 + 64 + NONCE, nc, NONCE);
 	unsigned len = MAC;
-	HMAC(EVP_sha256(), a->key, (int)a->key_len, msg, sizeof(msg), out, &len);
+	HMAC(EVP_sha256(), key, (int)key_len, msg, sizeof(msg), out, &len);
+}
+
+static void mac(const struct sl_auth *a, const char *tag, raft_id id, const uint8_t *na,
+		const uint8_t *nc, uint8_t out[MAC])
+{
+	sl__auth_mac(a->key, a->key_len, tag, id, a->cluster, na, nc, out);
 }
 
 static void peer_name(uv_stream_t *s, char *buf, size_t cap)

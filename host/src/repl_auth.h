@@ -40,4 +40,11 @@ void sl__auth_get_stats(struct sl_auth *a, struct sl_auth_stats *out);
  * named on stderr), -errno. */
 int sl__auth_read_key(const char *path, uint8_t *key, size_t cap, size_t *len);
 
+/* The MAC both handshakes use (here and repl_snap.c's): HMAC-SHA256(key, tag (8 bytes) ||
+ * id (u64 LE) || cluster id (64 bytes, zero-padded) || na (32) || nc (32)) into out (32). */
+#define SL_AUTH_NONCE 32
+#define SL_AUTH_MAC 32
+void sl__auth_mac(const uint8_t *key, size_t key_len, const char *tag, uint64_t id,
+		  const char *cluster, const uint8_t *na, const uint8_t *nc, uint8_t *out);
+
 #endif /* SL_REPL_AUTH_H */

@@ -1,6 +1,6 @@
 /* repl_node.c - a cluster node (see repl_node.h). Threads: the caller's (appends, through the
- * db), raft's libuv loop (raft, the FSM, proposals, membership changes) and the admin
- * endpoint's. The loop is woken by an async handle (appends, admin requests, stop) and polls
+ * db), raft's libuv loop (raft, the FSM, proposals, membership changes, snapshots), the admin
+ * endpoint's and the snapshot channel's (repl_snap.c: it serves DATA/snap). The loop is woken by an async handle (appends, admin requests, stop) and polls
  * for role changes every few milliseconds (raft 0.15 has no state callback).
  */
 #include <errno.h>
@@ -12,14 +12,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "db.h"
+#include "accel.h"
 #include "http.h"
+#include "manifest.h"
 #include "repl.h"
 #include "repl_auth.h"
+#include "repl_snap.h"
+#include "sst.h"
 #include "repl_node.h"
 
 #define POLL_MS 5
@@ -38,6 +44,14 @@ struct sl_node {
 	unsigned npeers;
 	const char *self_addr;
 	char raft_dir[4200];
+	char snap_root[4200];       /* DATA/snap: the table files of the snapshots this node holds */
+	char snap_in[4200];         /* DATA/snap-in: staging for an install */
+	struct peer data_peers[SL_NODE_MAX_PEERS];
+	unsigned ndata_peers;
+	uint8_t key[SL_AUTH_MAX_KEY];
+	size_t key_len;
+	struct sl_snapsrv *snapsrv;
+	uint64_t last_snap_id;      /* raft's thread */
 
 	struct sl_repl *repl;
 	struct sl_db *db;
@@ -99,6 +113,10 @@ int sl__node_config_set(struct sl_node_config *nc, const char *key, const char *
 		r = parse_uint(value, 60000, &v), nc->heartbeat_ms = (unsigned)v;
 	else if (!strcmp(key, "snapshot-entries"))
 		r = parse_uint(value, 1u << 30, &v), nc->snapshot_threshold = (unsigned)v;
+	else if (!strcmp(key, "data-bind"))
+		nc->data_bind = value;
+	else if (!strcmp(key, "data-peers"))
+		nc->data_peers = value;
 	else if (!strcmp(key, "join"))
 		nc->join = !strcmp(value, "1") || !strcmp(value, "yes") || !strcmp(value, "true");
 	else
@@ -160,33 +178,250 @@ int sl__node_config_file(struct sl_node_config *nc, const char *path, char **sto
 	return 0;
 }
 
-static int parse_peers(struct sl_node *n, const char *spec)
+static int parse_peers(struct peer *peers, unsigned *npeers, const char *spec)
 {
 	const char *p = spec;
 	while (p && *p) {
 		const char *comma = strchr(p, ',');
 		size_t len = comma ? (size_t)(comma - p) : strlen(p);
 		char item[160];
-		if (len >= sizeof(item) || n->npeers == SL_NODE_MAX_PEERS)
+		if (len >= sizeof(item) || *npeers == SL_NODE_MAX_PEERS)
 			return SL_ECONFIG;
 		memcpy(item, p, len);
 		item[len] = 0;
 		char *eq = strchr(item, '=');
 		unsigned long id;
-		if (!eq || strlen(eq + 1) >= sizeof(n->peers[0].address) || !strchr(eq + 1, ':'))
+		if (!eq || strlen(eq + 1) >= sizeof(peers[0].address) || !strchr(eq + 1, ':'))
 			return SL_ECONFIG;
 		*eq = 0;
 		if (parse_uint(item, 1u << 30, &id) || id == 0)
 			return SL_ECONFIG;
-		for (unsigned i = 0; i < n->npeers; i++)
-			if (n->peers[i].id == id || !strcmp(n->peers[i].address, eq + 1))
+		for (unsigned i = 0; i < *npeers; i++)
+			if (peers[i].id == id || !strcmp(peers[i].address, eq + 1))
 				return SL_ECONFIG;
-		n->peers[n->npeers].id = (unsigned)id;
-		snprintf(n->peers[n->npeers].address, sizeof(n->peers[0].address), "%s", eq + 1);
-		n->npeers++;
+		peers[*npeers].id = (unsigned)id;
+		snprintf(peers[*npeers].address, sizeof(peers[0].address), "%s", eq + 1);
+		(*npeers)++;
 		p = comma ? comma + 1 : NULL;
 	}
-	return n->npeers ? 0 : SL_ECONFIG;
+	return *npeers ? 0 : SL_ECONFIG;
+}
+
+/* A node's data address: --data-peers names it, else its raft address's port + the offset. */
+static void data_address(const struct sl_node *n, uint64_t id, const char *raft_addr, char *out,
+			 size_t cap)
+{
+	for (unsigned i = 0; i < n->ndata_peers; i++)
+		if (n->data_peers[i].id == id) {
+			snprintf(out, cap, "%s", n->data_peers[i].address);
+			return;
+		}
+	const char *colon = raft_addr ? strrchr(raft_addr, ':') : NULL;
+	if (!colon) {
+		snprintf(out, cap, "?");
+		return;
+	}
+	unsigned long port = strtoul(colon + 1, NULL, 10) + SL_NODE_DATA_PORT_OFFSET;
+	snprintf(out, cap, "%.*s:%lu", (int)(colon - raft_addr), raft_addr, port);
+}
+
+/* ---- Snapshots' tables (raft's thread, through the FSM) ------------------------------------- */
+
+/* Remove a directory of plain files. */
+static void remove_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		char path[8400];
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		unlink(path);
+	}
+	closedir(d);
+	rmdir(dir);
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Keep the newest few snapshots' tables (raft keeps two snapshots; a follower may still be
+ * fetching from the one before). */
+static void prune_snapshots(struct sl_node *n, unsigned keep)
+{
+	DIR *d = opendir(n->snap_root);
+	if (!d)
+		return;
+	char *names[256];
+	unsigned k = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) && k < 256)
+		if (strlen(e->d_name) == 16 && strspn(e->d_name, "0123456789abcdef") == 16)
+			names[k++] = strdup(e->d_name);
+	closedir(d);
+	qsort(names, k, sizeof(names[0]), cmp_name);
+	for (unsigned i = 0; i < k; i++) {
+		if (names[i] && i + keep < k) {
+			char dir[8400];
+			snprintf(dir, sizeof(dir), "%s/%s", n->snap_root, names[i]);
+			remove_dir(dir);
+		}
+		free(names[i]);
+	}
+}
+
+static int snap_take(void *arg, uint64_t *checkpoint, void **desc, size_t *len)
+{
+	struct sl_node *n = arg;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t id = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	if (id <= n->last_snap_id)
+		id = n->last_snap_id + 1;
+	n->last_snap_id = id;
+	char dir[4300];
+	snprintf(dir, sizeof(dir), "%s/%016" PRIx64, n->snap_root, id);
+	if (mkdir(dir, 0755) && errno != EEXIST)
+		return -errno;
+	struct sl_table_info *t = NULL;
+	size_t k = 0;
+	int r = sl__db_pin_tables(n->db, dir, &t, &k, checkpoint);
+	if (!r)
+		r = sl__snap_desc_encode(id, t, k, desc, len);
+	free(t);
+	if (r)
+		remove_dir(dir);
+	else
+		prune_snapshots(n, 4);
+	return r;
+}
+
+/* Fetch what is missing of tables t into snap_in from one peer. */
+static int fetch_from(struct sl_node *n, const char *addr, uint64_t id,
+		      const struct sl_table_info *t, size_t k, unsigned char *done)
+{
+	struct sl_snap_auth au = { n->key, n->key_len, n->cluster_id, n->cfg.node_id };
+	struct sl_snapcli *c;
+	char why[512] = "";
+	int r = sl__snapcli_open(addr, &au, 5000, &c, why, sizeof(why));
+	if (r) {
+		fprintf(stderr, "sluice: cluster: snapshot %016" PRIx64 ": %s\n", id, why);
+		return r;
+	}
+	for (size_t i = 0; i < k && !r; i++) {
+		if (done[i])
+			continue;
+		char dst[4300];
+		snprintf(dst, sizeof(dst), "%s/%016" PRIx64 ".sst", n->snap_in, t[i].file_no);
+		r = sl__snapcli_get(c, id, t[i].file_no, t[i].file_bytes, dst, why, sizeof(why));
+		if (r)
+			fprintf(stderr, "sluice: cluster: snapshot %016" PRIx64 ": %s\n", id, why);
+		else
+			done[i] = 1;
+	}
+	sl__snapcli_close(c);
+	return r;
+}
+
+/* Every block of every fetched table checks out (the channel checked the bytes in transit;
+ * this checks the tables are what a store can open). */
+static int verify_fetched(struct sl_node *n, const struct sl_table_info *t, size_t k)
+{
+	struct sl_accel *a;
+	int r = sl__accel_open("cpu", &a);
+	for (size_t i = 0; i < k && !r; i++) {
+		char path[4300];
+		snprintf(path, sizeof(path), "%s/%016" PRIx64 ".sst", n->snap_in, t[i].file_no);
+		struct sl_sst *h;
+		uint64_t bad = 0;
+		const char *what = "";
+		if ((r = sl__sst_open(sl__os_default(), a, path, &h)))
+			break;
+		r = sl__sst_verify(h, &bad, &what);
+		sl__sst_close(h);
+		if (r)
+			fprintf(stderr, "sluice: cluster: fetched table %s: %s at offset %" PRIu64
+				"\n", path, what, bad);
+	}
+	sl__accel_close(a);
+	return r;
+}
+
+static int snap_install(void *arg, const void *desc, size_t len, uint64_t checkpoint)
+{
+	struct sl_node *n = arg;
+	uint64_t id;
+	struct sl_table_info *t = NULL;
+	size_t k = 0;
+	int r = sl__snap_desc_decode(desc, len, &id, &t, &k);
+	if (r) {
+		fprintf(stderr, "sluice: cluster: a snapshot's table description is damaged\n");
+		return r;
+	}
+	unsigned char *done = calloc(k ? k : 1, 1);
+	if (!done) {
+		free(t);
+		return -ENOMEM;
+	}
+	remove_dir(n->snap_in);
+	if (mkdir(n->snap_in, 0755) && errno != EEXIST) {
+		r = -errno;
+		goto out;
+	}
+	/* The leader first (it sent the snapshot), then every other node of the configuration. */
+	struct { uint64_t id; char addr[160]; } src[SL_NODE_MAX_PEERS + 1];
+	unsigned ns = 0;
+	raft_id lid = 0;
+	const char *laddr = NULL;
+	raft_leader(&n->raft, &lid, &laddr);
+	if (lid && lid != n->cfg.node_id) {
+		src[ns].id = lid;
+		data_address(n, lid, laddr, src[ns].addr, sizeof(src[ns].addr));
+		ns++;
+	}
+	for (unsigned i = 0; i < n->raft.configuration.n && ns <= SL_NODE_MAX_PEERS; i++) {
+		const struct raft_server *sv = &n->raft.configuration.servers[i];
+		if (sv->id == n->cfg.node_id || sv->id == lid)
+			continue;
+		src[ns].id = sv->id;
+		data_address(n, sv->id, sv->address, src[ns].addr, sizeof(src[ns].addr));
+		ns++;
+	}
+	r = -ENOENT;
+	for (unsigned i = 0; i < ns && r; i++)
+		r = fetch_from(n, src[i].addr, id, t, k, done);
+	if (!r)
+		r = verify_fetched(n, t, k);
+	if (r)
+		goto out;
+	/* This node holds the snapshot now: it serves the same files under the same names. */
+	char dir[4300];
+	snprintf(dir, sizeof(dir), "%s/%016" PRIx64, n->snap_root, id);
+	mkdir(dir, 0755);
+	for (size_t i = 0; i < k; i++) {
+		char from[4300], to[4400];
+		snprintf(from, sizeof(from), "%s/%016" PRIx64 ".sst", n->snap_in, t[i].file_no);
+		snprintf(to, sizeof(to), "%s/%016" PRIx64 ".sst", dir, t[i].file_no);
+		if (link(from, to) && errno != EEXIST)
+			fprintf(stderr, "sluice: cluster: keeping %s for serving: %s\n", to,
+				strerror(errno));
+	}
+	if ((r = sl__db_install_tables(n->db, n->snap_in, t, k, checkpoint)) == 0) {
+		r = (int)k;
+		fprintf(stderr, "sluice: cluster: installed snapshot %016" PRIx64 ": %zu tables "
+			"through seq %" PRIu64 "\n", id, k, checkpoint);
+	}
+	prune_snapshots(n, 4);
+out:
+	remove_dir(n->snap_in);
+	free(done);
+	free(t);
+	return r;
 }
 
 /* ---- Raft's thread ------------------------------------------------------------------------ */
@@ -322,6 +557,9 @@ size_t sl__node_status_json(struct sl_node *n, char *buf, size_t cap)
 	struct sl_auth_stats as = { 0 };
 	/* The auth counters belong to raft's thread; a torn read of a counter is harmless. */
 	sl__auth_get_stats(n->auth, &as);
+	struct sl_snapsrv_stats ss = { 0 };
+	if (n->snapsrv)
+		sl__snapsrv_get_stats(n->snapsrv, &ss);
 	size_t len = 0;
 #define OUT(...)                                                                           \
 	do {                                                                               \
@@ -336,14 +574,16 @@ size_t sl__node_status_json(struct sl_node *n, char *buf, size_t cap)
 	    ",\"proposed_seq\":%" PRIu64 ",\"entries_applied\":%" PRIu64
 	    ",\"records_applied\":%" PRIu64 ",\"proposals\":%" PRIu64
 	    ",\"proposals_failed\":%" PRIu64 ",\"snapshots_taken\":%" PRIu64
-	    ",\"snapshots_restored\":%" PRIu64 ",\"frames_corrupt\":%" PRIu64
+	    ",\"snapshots_restored\":%" PRIu64 ",\"snapshot_bytes\":%" PRIu64
+	    ",\"snapshot_tables_fetched\":%" PRIu64 ",\"snapshot_files_served\":%" PRIu64
+	    ",\"frames_corrupt\":%" PRIu64
 	    ",\"peers_refused\":%" PRIu64 ",\"servers\":[",
 	    n->cluster_id, (uint64_t)n->cfg.node_id, role_name(s.state),
 	    s.ready ? "true" : "false", s.leader_id, s.leader_address, s.term, s.epoch,
 	    s.commit_index, s.applied_index, s.last_index, s.applied_seq,
 	    sl_db_applied_seq(n->db), s.proposed_seq, s.entries_applied, s.records_applied,
 	    s.proposals, s.proposals_failed, s.snapshots_taken, s.snapshots_restored,
-	    s.frames_corrupt, as.refused_in + as.refused_out);
+	    s.snapshot_bytes, s.snapshot_tables_installed, ss.files_served, s.frames_corrupt, as.refused_in + as.refused_out);
 	for (unsigned i = 0; i < s.n_servers; i++) {
 		const char *role = s.servers[i].role == RAFT_VOTER ? "voter" :
 				   s.servers[i].role == RAFT_STANDBY ? "standby" : "spare";
@@ -559,7 +799,13 @@ int sl__node_open(const struct sl_node_config *nc, const struct sl_options *o,
 	snprintf(n->cluster_id, sizeof(n->cluster_id), "%s", nc->cluster_id);
 	uint8_t key[SL_AUTH_MAX_KEY];
 	size_t key_len = 0;
-	int r = parse_peers(n, nc->peers);
+	int r = parse_peers(n->peers, &n->npeers, nc->peers);
+	if (!r && nc->data_peers && parse_peers(n->data_peers, &n->ndata_peers, nc->data_peers)) {
+		fprintf(stderr, "sluice: cluster: --data-peers \"%s\": expected ID=HOST:PORT,...\n",
+			nc->data_peers);
+		r = SL_ECONFIG;
+		goto out_free;
+	}
 	if (r) {
 		fprintf(stderr, "sluice: cluster: --peers \"%s\": expected ID=HOST:PORT,... with "
 			"distinct ids (1..) and addresses, at most %d\n", nc->peers,
@@ -599,15 +845,33 @@ int sl__node_open(const struct sl_node_config *nc, const struct sl_options *o,
 		fprintf(stderr, "sluice: cluster: opening %s: %s\n", o->data_dir, sl_strerror(r));
 		goto out_free;
 	}
+	/* Snapshots' tables: pinned in DATA/snap, served on the data address, fetched into
+	 * DATA/snap-in when this node installs one. */
+	snprintf(n->snap_root, sizeof(n->snap_root), "%s/snap", o->data_dir);
+	snprintf(n->snap_in, sizeof(n->snap_in), "%s/snap-in", o->data_dir);
+	mkdir(n->snap_root, 0755);
+	memcpy(n->key, key, key_len);
+	n->key_len = key_len;
+	char daddr[160];
+	data_address(n, nc->node_id, n->self_addr, daddr, sizeof(daddr));
+	struct sl_snap_auth au = { n->key, n->key_len, n->cluster_id, nc->node_id };
+	if ((r = sl__snapsrv_open(nc->data_bind ? nc->data_bind : daddr, n->snap_root, &au,
+				  &n->snapsrv))) {
+		fprintf(stderr, "sluice: cluster: snapshot channel on %s: %s\n",
+			nc->data_bind ? nc->data_bind : daddr, sl_strerror(r));
+		goto out_free;
+	}
+	struct sl_repl_snap_ops so = { snap_take, snap_install, n };
+	sl__repl_set_snap_ops(n->repl, &so);
 	if ((r = start_raft(n, key, key_len)))
 		goto out_free;
 	if (nc->admin && (r = sl__http_open(nc->admin, admin, n, &n->http))) {
 		fprintf(stderr, "sluice: cluster: --admin %s: %s\n", nc->admin, sl_strerror(r));
 		goto out_free;
 	}
-	fprintf(stderr, "sluice: cluster %s: node %u at %s, %u peers%s%s\n", n->cluster_id,
-		nc->node_id, n->self_addr, n->npeers, nc->admin ? ", admin on " : "",
-		nc->admin ? nc->admin : "");
+	fprintf(stderr, "sluice: cluster %s: node %u at %s (snapshot data on %s), %u peers%s%s\n",
+		n->cluster_id, nc->node_id, n->self_addr, nc->data_bind ? nc->data_bind : daddr,
+		n->npeers, nc->admin ? ", admin on " : "", nc->admin ? nc->admin : "");
 	memset(key, 0, sizeof(key));
 	*out = n;
 	return 0;
@@ -651,6 +915,8 @@ int sl__node_close(struct sl_node *n)
 	if (n->loop_init)
 		uv_loop_close(&n->loop);
 	sl__auth_free(n->auth);
+	sl__snapsrv_close(n->snapsrv);
+	memset(n->key, 0, sizeof(n->key));
 	int r = 0;
 	if (n->db && n->thread_started && (r = sl__db_flush_quiesced(n->db)) < 0)
 		fprintf(stderr, "sluice: cluster: writing the applied state to tables: %s\n",

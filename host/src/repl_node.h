@@ -11,6 +11,7 @@
 #include "sluice.h"
 
 #define SL_NODE_MAX_PEERS 9
+#define SL_NODE_DATA_PORT_OFFSET 1000
 
 struct sl_node_config {
 	const char *cluster_id;    /* required: peers of another cluster are refused */
@@ -24,10 +25,15 @@ struct sl_node_config {
 	unsigned heartbeat_ms;     /* (50) */
 	unsigned snapshot_threshold, snapshot_trailing; /* entries (4096, 1024) */
 	int join;                  /* a new node: no bootstrap; it waits to be added */
+	const char *data_bind;     /* serve snapshot table files here (IPv4 HOST:PORT) instead of
+				      this node's data address */
+	const char *data_peers;    /* "1=HOST:PORT,...": the nodes' data addresses (default: each
+				      raft address with its port + SL_NODE_DATA_PORT_OFFSET) */
 };
 
 /* Parse one "key=value" (the long option names of sluiced: cluster-id, node, peers,
- * cluster-key-file, raft-bind, admin, election-ms, join). The value is kept by pointer: it must
+ * cluster-key-file, raft-bind, admin, election-ms, heartbeat-ms, snapshot-entries, join,
+ * data-bind, data-peers). The value is kept by pointer: it must
  * outlive nc. 0, or SL_ECONFIG naming the key on stderr. */
 int sl__node_config_set(struct sl_node_config *nc, const char *key, const char *value);
 

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bloom.h"
 #include "compact.h"
@@ -655,6 +656,149 @@ int sl__store_wait_flushed(struct sl_store *s, uint64_t seq)
 	return r;
 }
 
+/* ---- Snapshots of the table set (replication) ------------------------------------------------ */
+
+static int reload_stocks(struct sl_store *s, struct sl_memtable *mt);
+
+static int link_table(const char *from, const char *to)
+{
+	if (link(from, to) == 0 || errno == EEXIST)
+		return 0;
+	return -errno;
+}
+
+int sl__store_pin(struct sl_store *s, const char *dst_dir, struct sl_table_info **out, size_t *n,
+		  uint64_t *checkpoint)
+{
+	/* A compaction may delete a table of the version between acquiring it and linking its
+	 * file (deletions follow the edit that installs the newer version): try again on that
+	 * newer one. */
+	for (int attempt = 0; attempt < 16; attempt++) {
+		struct sl_version *v = sl__manifest_acquire(s->man);
+		size_t total = 0;
+		for (int l = 0; l < SL_LEVELS; l++)
+			total += v->n[l];
+		struct sl_table_info *t = malloc((total ? total : 1) * sizeof(*t));
+		if (!t) {
+			sl__manifest_release(s->man, v);
+			return -ENOMEM;
+		}
+		size_t k = 0;
+		int r = 0;
+		for (int l = 0; l < SL_LEVELS && !r; l++) {
+			for (size_t i = 0; i < v->n[l] && !r; i++) {
+				char from[4200], to[4200];
+				t[k] = v->tables[l][i];
+				table_path(s, t[k].file_no, from, sizeof(from));
+				snprintf(to, sizeof(to), "%s/%016" PRIx64 ".sst", dst_dir, t[k].file_no);
+				r = link_table(from, to);
+				k++;
+			}
+		}
+		uint64_t cp = v->checkpoint_seq;
+		sl__manifest_release(s->man, v);
+		if (r == 0) {
+			*out = t;
+			*n = total;
+			*checkpoint = cp;
+			return 0;
+		}
+		free(t);
+		if (r != -ENOENT)
+			return r;
+	}
+	return -EAGAIN;
+}
+
+static int cmp_file_no(const void *a, const void *b)
+{
+	const struct sl_table_info *x = a, *y = b;
+	return x->file_no < y->file_no ? -1 : x->file_no > y->file_no;
+}
+
+int sl__store_install(struct sl_store *s, const char *src_dir, const struct sl_table_info *tabs,
+		      size_t n, uint64_t checkpoint)
+{
+	if (s->cfg.rdonly)
+		return SL_ERDONLY;
+	struct sl_table_info *add = malloc((n ? n : 1) * sizeof(*add));
+	if (!add)
+		return -ENOMEM;
+	memcpy(add, tabs, n * sizeof(*add));
+	/* New numbers in the order of the old ones: level 0's newest-first order is by number. */
+	qsort(add, n, sizeof(*add), cmp_file_no);
+	pthread_mutex_lock(&s->cmu);
+	struct sl_version *v = sl__manifest_acquire(s->man);
+	size_t ndel = 0, moved = 0;
+	for (int l = 0; l < SL_LEVELS; l++)
+		ndel += v->n[l];
+	uint64_t *del = malloc((ndel ? ndel : 1) * sizeof(*del));
+	int r = del ? 0 : -ENOMEM;
+	if (!r && checkpoint < v->checkpoint_seq)
+		r = -EINVAL;
+	for (size_t i = 0, k = 0; !r && i < (size_t)SL_LEVELS; i++)
+		for (size_t j = 0; j < v->n[i]; j++)
+			del[k++] = v->tables[i][j].file_no;
+	for (; !r && moved < n; moved++) {
+		char from[4200], to[4200];
+		snprintf(from, sizeof(from), "%s/%016" PRIx64 ".sst", src_dir, add[moved].file_no);
+		add[moved].file_no = sl__manifest_new_file_no(s->man);
+		table_path(s, add[moved].file_no, to, sizeof(to));
+		r = s->cfg.os->ops->rename(s->cfg.os->ctx, from, to);
+		if (r)
+			fprintf(stderr, "sluice: store: moving %s to %s: %s\n", from, to,
+				sl_strerror(r));
+	}
+	if (r && moved)
+		moved--; /* the last one did not move */
+	if (!r)
+		r = s->cfg.os->ops->sync_dir(s->cfg.os->ctx, s->dir);
+	struct sl_manifest_edit e = { .add = add, .n_add = n, .del = del, .n_del = ndel,
+				      .checkpoint_seq = checkpoint };
+	if (!r)
+		r = sl__manifest_apply(s->man, &e);
+	if (r) {
+		/* Not recorded: what moved is an orphan; remove it now (open would anyway). */
+		for (size_t i = 0; i < moved; i++) {
+			char path[4200];
+			table_path(s, add[i].file_no, path, sizeof(path));
+			s->cfg.os->ops->unlink(s->cfg.os->ctx, path);
+		}
+		goto out;
+	}
+	install_latest(s);
+	delete_tables(s, del, ndel);
+	/* A fresh active memtable over the new tables (the caller made sure nothing waits for a
+	 * flush and the applier is idle). */
+	struct sl_memtable *fresh = NULL;
+	if ((r = sl__memtable_new(s->cfg.os, s->cfg.expected_orders, &fresh)) == 0) {
+		sl__memtable_set_resolver(fresh, &s->resolver);
+		pthread_rwlock_rdlock(&s->lock);
+		r = reload_stocks(s, fresh);
+		pthread_rwlock_unlock(&s->lock);
+	}
+	if (r < 0) {
+		/* The tables are in; the stocks come back at the next open. */
+		fprintf(stderr, "sluice: store: %s: reloading the stock directory after a snapshot "
+			"install: %s\n", s->dir, sl_strerror(r));
+		sl__memtable_free(fresh);
+		r = 0;
+		goto out;
+	}
+	pthread_rwlock_wrlock(&s->lock);
+	struct sl_memtable *old = s->mt;
+	s->mt = fresh;
+	pthread_rwlock_unlock(&s->lock);
+	s->mt_first_seq = checkpoint + 1;
+	release_memtable(s, old);
+out:
+	sl__manifest_release(s->man, v);
+	pthread_mutex_unlock(&s->cmu);
+	free(del);
+	free(add);
+	return r;
+}
+
 /* ---- Multi-get ------------------------------------------------------------------------------ */
 
 void sl__store_get_orders(struct sl_store *s, size_t n, const uint16_t *locates,
@@ -783,7 +927,8 @@ struct sl_memtable *sl__store_active(struct sl_store *s)
 	return s->mt;
 }
 
-static int reload_stocks(struct sl_store *s)
+/* Bring the tables' copy of the stock directory into mt (the active memtable to be). */
+static int reload_stocks(struct sl_store *s, struct sl_memtable *mt)
 {
 	if (!s->ver->checkpoint_seq)
 		return 0;
@@ -806,7 +951,7 @@ static int reload_stocks(struct sl_store *s)
 			continue;
 		}
 		if (r == 0)
-			r = sl__memtable_put_stock(s->mt, &st);
+			r = sl__memtable_put_stock(mt, &st);
 		if (r < 0)
 			return r;
 	}
@@ -864,7 +1009,7 @@ int sl__store_open(const struct sl_store_config *cfg, struct sl_store **out)
 	sl__memtable_set_resolver(s->mt, &s->resolver);
 	/* The stock directory lives in every memtable (messages after it update trading states
 	 * in place): bring the tables' copy back, as a rotation would have carried it. */
-	if ((r = reload_stocks(s)) < 0)
+	if ((r = reload_stocks(s, s->mt)) < 0)
 		goto out_close;
 	s->mt_first_seq = s->ver->checkpoint_seq + 1;
 	*out = s;

@@ -113,6 +113,20 @@ void sl__store_scan_close(struct sl_store_scan *c);
 void sl__store_get_orders(struct sl_store *s, size_t n, const uint16_t *locates,
 			  const uint64_t *refs, struct sl_order *out, int *rc);
 
+/* Replication snapshots. pin: hard-link the current version's table files into dst_dir (same
+ * names) and return their descriptions (malloc'd, *n of them) and the version's checkpoint; the
+ * links keep the files after compaction removes them. Any thread. 0 or -errno.
+ * install: make the tables described by tabs (files named by their file_no in src_dir) the
+ * store's whole table set as of checkpoint, in one manifest edit (they get new numbers and move
+ * into the store; every table there was goes), with a fresh active memtable. The caller makes
+ * sure nothing is applied meanwhile and nothing waits for a flush. 0 or an error (the store is
+ * unchanged then). */
+struct sl_table_info;
+int sl__store_pin(struct sl_store *s, const char *dst_dir, struct sl_table_info **out, size_t *n,
+		  uint64_t *checkpoint);
+int sl__store_install(struct sl_store *s, const char *src_dir, const struct sl_table_info *tabs,
+		      size_t n, uint64_t checkpoint);
+
 /* Read dir's manifest without changing anything: the checkpoint it records, its path, and where
  * edits after it would have been lost (a torn last edit's offset, else the file's end). 0 or the
  * open's error. */
