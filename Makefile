@@ -214,6 +214,7 @@ TEST_EXTRA_model := fault_os model
 LIBS += -lraft -luv -lmicrohttpd -lcrypto
 MOD_repl := $(basename $(notdir $(LIB_SRCS)))
 MOD_repl_auth := err
+MOD_repl_snap := repl_auth err
 # ---- End of replication --------------------------------------------------------------------
 
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))

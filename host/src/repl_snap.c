@@ -47,7 +47,7 @@ struct desc_hdr {
 	uint16_t reserved;
 	uint64_t id;
 	uint32_t n;
-	uint32_t crc; /* of the table records */
+	uint32_t crc; /* of the whole description with this field zero */
 };
 
 struct desc_table {
@@ -78,8 +78,9 @@ int sl__snap_desc_encode(uint64_t id, const struct sl_table_info *t, size_t n, v
 		memcpy(p + sizeof(struct desc_hdr) + i * sizeof(d), &d, sizeof(d));
 	}
 	struct desc_hdr h = { .magic = SL_SNAP_DESC_MAGIC, .version = DESC_VERSION, .id = id,
-			      .n = (uint32_t)n,
-			      .crc = crc32c(p + sizeof(h), sz - sizeof(h), 0xffffffffu) };
+			      .n = (uint32_t)n };
+	memcpy(p, &h, sizeof(h));
+	h.crc = crc32c(p, sz, 0xffffffffu);
 	memcpy(p, &h, sizeof(h));
 	*out = p;
 	*len = sz;
@@ -94,10 +95,12 @@ int sl__snap_desc_decode(const void *p, size_t len, uint64_t *id, struct sl_tabl
 		return SL_ECORRUPT;
 	memcpy(&h, p, sizeof(h));
 	const uint8_t *q = (const uint8_t *)p + sizeof(h);
-	if (h.magic != SL_SNAP_DESC_MAGIC || h.version != DESC_VERSION ||
+	struct desc_hdr z = h;
+	z.crc = 0;
+	if (h.magic != SL_SNAP_DESC_MAGIC || h.version != DESC_VERSION || h.reserved ||
 	    (len - sizeof(h)) / sizeof(struct desc_table) < h.n ||
 	    len - sizeof(h) != (size_t)h.n * sizeof(struct desc_table) ||
-	    crc32c(q, len - sizeof(h), 0xffffffffu) != h.crc)
+	    crc32c(q, len - sizeof(h), crc32c(&z, sizeof(z), 0xffffffffu)) != h.crc)
 		return SL_ECORRUPT;
 	struct sl_table_info *out = calloc(h.n ? h.n : 1, sizeof(*out));
 	if (!out)
