@@ -37,7 +37,10 @@ static void usage(FILE *f)
 		"  sluice cluster status --admin HOST:PORT [--json]   roles, sequences, follower lag\n"
 		"  sluice cluster add --admin HOST:PORT ID RAFT_HOST:PORT   add, then promote\n"
 		"  sluice cluster remove --admin HOST:PORT ID\n"
-		"  sluice cluster transfer --admin HOST:PORT [ID]   hand leadership over\n");
+		"  sluice cluster transfer --admin HOST:PORT [ID]   hand leadership over\n"
+		"  sluice get --admin HOST:PORT order LOCATE REF | trade MATCH   a running node's\n"
+		"  sluice replay --admin HOST:PORT --from SEQ [--count N]    answer (JSON, with the\n"
+		"                        applied_seq it reflects; followers answer too)\n");
 }
 
 static int parse_u64(const char *s, uint64_t *v)
@@ -306,9 +309,37 @@ out:
 	return ret;
 }
 
+/* A read from a running node's admin endpoint: prints its JSON answer. */
+static int remote_read(const char *admin, const char *path)
+{
+	static char body[1u << 17];
+	int status = 0;
+	int r = sl__http_request(admin, "GET", path, body, sizeof(body), &status, 20000);
+	if (r < 0) {
+		fprintf(stderr, "sluice: %s: %s\n", admin, sl_strerror(r));
+		return 1;
+	}
+	fputs(body, status == 200 ? stdout : stderr);
+	return status == 200 ? 0 : 1;
+}
+
 static int cmd_get(int argc, char **argv)
 {
 	const char *dir;
+	char path[256];
+	if (argc >= 3 && !strcmp(argv[1], "--admin")) {
+		uint64_t a = 0, b = 0;
+		if (argc == 6 && !strcmp(argv[3], "order") && !parse_u64(argv[4], &a) &&
+		    !parse_u64(argv[5], &b) && a <= 65535)
+			snprintf(path, sizeof(path), "/order?locate=%" PRIu64 "&ref=%" PRIu64, a, b);
+		else if (argc == 5 && !strcmp(argv[3], "trade") && !parse_u64(argv[4], &a))
+			snprintf(path, sizeof(path), "/trade?match=%" PRIu64, a);
+		else {
+			usage(stderr);
+			return 2;
+		}
+		return remote_read(argv[2], path);
+	}
 	if (take_data(&argc, &argv, &dir))
 		return 2;
 	int json = has_flag(argc, argv, "--json") ? SL_FORMAT_JSON : 0;
@@ -369,6 +400,25 @@ static int cmd_get(int argc, char **argv)
 static int cmd_replay(int argc, char **argv)
 {
 	const char *dir;
+	if (argc >= 3 && !strcmp(argv[1], "--admin")) {
+		uint64_t from = 0, cnt = 1000;
+		int ok = 1;
+		for (int i = 3; i < argc && ok; i++) {
+			if (!strcmp(argv[i], "--from") && i + 1 < argc)
+				ok = !parse_u64(argv[++i], &from);
+			else if (!strcmp(argv[i], "--count") && i + 1 < argc)
+				ok = !parse_u64(argv[++i], &cnt);
+			else
+				ok = 0;
+		}
+		if (!ok || !from) {
+			usage(stderr);
+			return 2;
+		}
+		char path[256];
+		snprintf(path, sizeof(path), "/replay?from=%" PRIu64 "&count=%" PRIu64, from, cnt);
+		return remote_read(argv[2], path);
+	}
 	if (take_data(&argc, &argv, &dir))
 		return 2;
 	uint64_t from = 0, cnt = UINT64_MAX; /* 0: the oldest retained */

@@ -676,11 +676,111 @@ static void status_text(struct sl_node *n, char *buf, size_t cap)
 		snprintf(buf + len, cap - len, "  (per-follower lag: ask the leader)\n");
 }
 
+static int param_u64(const char *(*param)(void *ctx, const char *key), void *ctx,
+		     const char *key, uint64_t max, uint64_t *out)
+{
+	const char *v = param(ctx, key);
+	char *end;
+	if (!v || !v[0])
+		return -1;
+	errno = 0;
+	unsigned long long x = strtoull(v, &end, 10);
+	if (*end || errno || x > max)
+		return -1;
+	*out = x;
+	return 0;
+}
+
+/* Reads over the network, on any node: GET /order?locate=&ref=, /trade?match=,
+ * /replay?from=&count= (events in order, as many as fit; "next" says where to go on). Each
+ * answer says the sequence it reflects (applied_seq) and the node's role: a follower answers
+ * up to what it applied. 0 when path is not one of them. */
+static int reads(struct sl_node *n, const char *path,
+		 const char *(*param)(void *ctx, const char *key), void *ctx, char *out,
+		 size_t cap, int *status)
+{
+	struct sl_repl_status rs;
+	sl__repl_get_status(n->repl, &rs);
+	uint64_t applied = sl_db_applied_seq(n->db), a = 0, b = 0;
+	int k = snprintf(out, cap, "{\"node\":%u,\"role\":\"%s\",\"applied_seq\":%" PRIu64 ",",
+			 n->cfg.node_id, role_name(rs.state), applied);
+	size_t len = k > 0 && (size_t)k < cap ? (size_t)k : 0;
+	int r;
+	*status = 400;
+	if (!strcmp(path, "/order") || !strcmp(path, "/trade")) {
+		int order = path[1] == 'o';
+		if (order ? param_u64(param, ctx, "locate", 65535, &a) ||
+				    param_u64(param, ctx, "ref", UINT64_MAX, &b)
+			  : param_u64(param, ctx, "match", UINT64_MAX, &a)) {
+			snprintf(out + len, cap - len, "\"error\":\"%s\"}\n",
+				 order ? "locate and ref expected" : "match expected");
+			return 1;
+		}
+		char obj[2048];
+		if (order) {
+			struct sl_order o;
+			if ((r = sl_db_get_order(n->db, (uint16_t)a, b, &o)) == 0)
+				sl_order_format(&o, SL_FORMAT_JSON, obj, sizeof(obj));
+		} else {
+			struct sl_trade t;
+			if ((r = sl_db_get_trade(n->db, a, &t)) == 0)
+				sl_trade_format(&t, SL_FORMAT_JSON, obj, sizeof(obj));
+		}
+		*status = r == 0 ? 200 : r == SL_ENOTFOUND ? 404 : 500;
+		if (r)
+			snprintf(out + len, cap - len, "\"error\":\"%s\"}\n", sl_strerror(r));
+		else
+			snprintf(out + len, cap - len, "\"%s\":%s}\n", order ? "order" : "trade",
+				 obj);
+		return 1;
+	}
+	if (strcmp(path, "/replay"))
+		return 0;
+	uint64_t count = 1000;
+	if (param_u64(param, ctx, "from", UINT64_MAX, &a) ||
+	    (param(ctx, "count") && param_u64(param, ctx, "count", 100000, &count))) {
+		snprintf(out + len, cap - len, "\"error\":\"from (and count <= 100000) "
+			 "expected\"}\n");
+		return 1;
+	}
+	struct sl_iter *it;
+	if ((r = sl_iter_open(n->db, a, &it)) < 0) {
+		*status = 500;
+		snprintf(out + len, cap - len, "\"error\":\"%s\"}\n", sl_strerror(r));
+		return 1;
+	}
+	k = snprintf(out + len, cap - len, "\"events\":[");
+	len += k > 0 ? (size_t)k : 0;
+	uint64_t next = a, got = 0;
+	char line[2048];
+	while (got < count) {
+		struct sl_event ev;
+		if ((r = sl_iter_next(it, &ev)))
+			break;
+		int l = sl_event_format(&ev, SL_FORMAT_JSON, line, sizeof(line));
+		/* Room for this one, the closing part and a margin, or stop here. */
+		if (l < 0 || len + (size_t)l + 128 >= cap)
+			break;
+		len += (size_t)snprintf(out + len, cap - len, "%s%s", got ? "," : "", line);
+		next = ev.seq + 1;
+		got++;
+	}
+	sl_iter_close(it);
+	*status = r == 0 || r == SL_EEND ? 200 : 500;
+	snprintf(out + len, cap - len, "],\"count\":%" PRIu64 ",\"next\":%" PRIu64 "%s%s%s}\n",
+		 got, next, *status == 200 ? "" : ",\"error\":\"",
+		 *status == 200 ? "" : sl_strerror(r), *status == 200 ? "" : "\"");
+	return 1;
+}
+
 static int admin(void *arg, const char *method, const char *path,
 		 const char *(*param)(void *ctx, const char *key), void *ctx, char *out,
 		 size_t cap, const char **ctype)
 {
 	struct sl_node *n = arg;
+	int status;
+	if (!strcmp(method, "GET") && reads(n, path, param, ctx, out, cap, &status))
+		return status;
 	if (!strcmp(path, "/status") && !strcmp(method, "GET")) {
 		const char *fmt = param(ctx, "format");
 		if (fmt && !strcmp(fmt, "text")) {
