@@ -275,6 +275,52 @@ static void prune_snapshots(struct sl_node *n, unsigned keep)
 	}
 }
 
+/* The snapshot channel's info: what this node applied, and its term. Any thread. */
+static int node_info(void *arg, uint64_t *applied_seq, uint64_t *term)
+{
+	struct sl_node *n = arg;
+	struct sl_repl_status st;
+	sl__repl_get_status(n->repl, &st);
+	*applied_seq = st.applied_seq;
+	*term = st.term;
+	return 0;
+}
+
+/* A node with no raft state that would bootstrap as a voter: refuse when a peer says the
+ * cluster has run (applied records). A voter that lost its state could vote twice in one term
+ * (two leaders); it must rejoin as a new member instead. SL_ECONFIG (said on stderr) or 0. */
+static int check_fresh_start(struct sl_node *n)
+{
+	char p1[4300], p2[4300];
+	snprintf(p1, sizeof(p1), "%s/metadata1", n->raft_dir);
+	snprintf(p2, sizeof(p2), "%s/metadata2", n->raft_dir);
+	if (n->cfg.join || access(p1, F_OK) == 0 || access(p2, F_OK) == 0)
+		return 0;
+	struct sl_snap_auth au = { n->key, n->key_len, n->cluster_id, n->cfg.node_id };
+	for (unsigned i = 0; i < n->npeers; i++) {
+		if (n->peers[i].id == n->cfg.node_id)
+			continue;
+		char addr[160];
+		data_address(n, n->peers[i].id, n->peers[i].address, addr, sizeof(addr));
+		struct sl_snapcli *c;
+		uint64_t applied = 0, term = 0;
+		if (sl__snapcli_open(addr, &au, 1000, &c, NULL, 0))
+			continue; /* down or not started: it cannot say */
+		int r = sl__snapcli_info(c, &applied, &term);
+		sl__snapcli_close(c);
+		if (r == 0 && applied > 0) {
+			fprintf(stderr, "sluice: cluster: node %u has no raft state, but node %u has "
+				"applied through seq %" PRIu64 " (term %" PRIu64 "): a voter that "
+				"lost its directory must not vote again. Rejoin instead: `sluice "
+				"cluster remove %u` on the leader, start this node with --join, then "
+				"`sluice cluster add %u %s`\n", n->cfg.node_id, n->peers[i].id,
+				applied, term, n->cfg.node_id, n->cfg.node_id, n->self_addr);
+			return SL_ECONFIG;
+		}
+	}
+	return 0;
+}
+
 static int snap_take(void *arg, uint64_t *checkpoint, void **desc, size_t *len)
 {
 	struct sl_node *n = arg;
@@ -847,7 +893,10 @@ static int start_raft(struct sl_node *n, const uint8_t *key, size_t key_len)
 	raft_set_pre_vote(&n->raft, true);
 	raft_set_snapshot_threshold(&n->raft, c->snapshot_threshold ? c->snapshot_threshold :
 			4096);
-	raft_set_snapshot_trailing(&n->raft, c->snapshot_trailing ? c->snapshot_trailing : 1024);
+	/* Entries kept behind a snapshot: a follower that far behind catches up from the log. */
+	unsigned thr = c->snapshot_threshold ? c->snapshot_threshold : 4096;
+	raft_set_snapshot_trailing(&n->raft, c->snapshot_trailing ? c->snapshot_trailing :
+				   thr / 4 < 1024 ? thr / 4 + 1 : 1024);
 	if (!c->join) {
 		struct raft_configuration conf;
 		raft_configuration_init(&conf);
@@ -963,6 +1012,9 @@ int sl__node_open(const struct sl_node_config *nc, const struct sl_options *o,
 	}
 	struct sl_repl_snap_ops so = { snap_take, snap_install, n };
 	sl__repl_set_snap_ops(n->repl, &so);
+	sl__snapsrv_set_info(n->snapsrv, node_info, n);
+	if ((r = check_fresh_start(n)))
+		goto out_free;
 	if ((r = start_raft(n, key, key_len)))
 		goto out_free;
 	if (nc->admin && (r = sl__http_open(nc->admin, admin, n, &n->http))) {

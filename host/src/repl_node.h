@@ -23,7 +23,8 @@ struct sl_node_config {
 	const char *admin;         /* serve the admin endpoint here (NULL: none) */
 	unsigned election_ms;      /* raft election timeout (300) */
 	unsigned heartbeat_ms;     /* (50) */
-	unsigned snapshot_threshold, snapshot_trailing; /* entries (4096, 1024) */
+	unsigned snapshot_threshold, snapshot_trailing; /* entries (4096; a quarter of the
+							    threshold, at most 1024) */
 	int join;                  /* a new node: no bootstrap; it waits to be added */
 	const char *data_bind;     /* serve snapshot table files here (IPv4 HOST:PORT) instead of
 				      this node's data address */

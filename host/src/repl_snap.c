@@ -248,6 +248,8 @@ struct sl_snapsrv {
 	int fds[MAX_CONNS];
 	unsigned nconns;
 	unsigned damage;
+	int (*info)(void *arg, uint64_t *applied_seq, uint64_t *term);
+	void *info_arg;
 	struct sl_snapsrv_stats st;
 };
 
@@ -356,6 +358,19 @@ static void *conn_main(void *arg)
 		struct request rq;
 		if ((r = read_all(fd, &rq, sizeof(rq))))
 			break;
+		if (rq.op == 2) {
+			/* What this node holds: applied sequence, then term. */
+			uint64_t v[2] = { 0, 0 };
+			pthread_mutex_lock(&s->mu);
+			int (*info)(void *, uint64_t *, uint64_t *) = s->info;
+			void *iarg = s->info_arg;
+			pthread_mutex_unlock(&s->mu);
+			struct reply rp = { .status = info ? info(iarg, &v[0], &v[1]) : -ENOSYS };
+			rp.size = v[0];
+			if (!(r = write_all(fd, &rp, sizeof(rp))))
+				r = write_all(fd, &v[1], sizeof(v[1]));
+			continue;
+		}
 		if (rq.op != 1)
 			break;
 		r = serve_file(s, fd, &rq, buf);
@@ -484,6 +499,15 @@ void sl__snapsrv_get_stats(struct sl_snapsrv *s, struct sl_snapsrv_stats *out)
 {
 	pthread_mutex_lock(&s->mu);
 	*out = s->st;
+	pthread_mutex_unlock(&s->mu);
+}
+
+void sl__snapsrv_set_info(struct sl_snapsrv *s,
+			  int (*info)(void *arg, uint64_t *applied_seq, uint64_t *term), void *arg)
+{
+	pthread_mutex_lock(&s->mu);
+	s->info = info;
+	s->info_arg = arg;
 	pthread_mutex_unlock(&s->mu);
 }
 
@@ -639,6 +663,21 @@ int sl__snapcli_get(struct sl_snapcli *c, uint64_t id, uint64_t file_no, uint64_
 	if (r)
 		unlink(dst);
 	return r;
+}
+
+int sl__snapcli_info(struct sl_snapcli *c, uint64_t *applied_seq, uint64_t *term)
+{
+	struct request rq = { .op = 2 };
+	struct reply rp;
+	int r = write_all(c->fd, &rq, sizeof(rq));
+	if (!r)
+		r = read_all(c->fd, &rp, sizeof(rp));
+	if (!r)
+		r = read_all(c->fd, term, sizeof(*term));
+	if (r)
+		return r;
+	*applied_seq = rp.size;
+	return rp.status;
 }
 
 void sl__snapcli_close(struct sl_snapcli *c)

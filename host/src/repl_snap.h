@@ -10,7 +10,9 @@
  * address). Then requests: op(u32, 1 = get) reserved(u32) snapshot id(u64) file_no(u64); the
  * reply: status(i32: 0 or -errno) reserved(u32) size(u64), then chunks of len(u32) crc32c(u32)
  * data[len], ended by a chunk of length 0 whose crc is the CRC32C of the whole file. The client
- * checks every chunk, the whole and the size the description gave.
+ * checks every chunk, the whole and the size the description gave. Op 2 (info, the other
+ * fields zero) answers status(i32) reserved(u32) applied_seq(u64) term(u64): a node starting
+ * with an empty directory asks its peers whether the cluster has run (repl_node.c).
  */
 #ifndef SL_REPL_SNAP_H
 #define SL_REPL_SNAP_H
@@ -49,6 +51,9 @@ int sl__snapsrv_open(const char *addr, const char *root, const struct sl_snap_au
 /* Stops accepting, cuts open connections, waits for their threads. Accepts NULL. */
 void sl__snapsrv_close(struct sl_snapsrv *s);
 void sl__snapsrv_get_stats(struct sl_snapsrv *s, struct sl_snapsrv_stats *out);
+/* What op 2 (info) answers: this node's applied sequence and raft term (0 or -errno). */
+void sl__snapsrv_set_info(struct sl_snapsrv *s,
+			  int (*info)(void *arg, uint64_t *applied_seq, uint64_t *term), void *arg);
 /* Tests: flip one bit in the data of every chunk number n (1-based) it sends after now (0: never). */
 void sl__snapsrv_damage_chunk(struct sl_snapsrv *s, unsigned n);
 
@@ -62,6 +67,8 @@ int sl__snapcli_open(const char *addr, const struct sl_snap_auth *auth, unsigned
 		     struct sl_snapcli **out, char *why, size_t cap);
 int sl__snapcli_get(struct sl_snapcli *c, uint64_t id, uint64_t file_no, uint64_t size,
 		    const char *dst, char *why, size_t cap);
+/* Ask the peer what it holds (op 2): 0 with its applied sequence and term, or an error. */
+int sl__snapcli_info(struct sl_snapcli *c, uint64_t *applied_seq, uint64_t *term);
 void sl__snapcli_close(struct sl_snapcli *c);
 
 #endif /* SL_REPL_SNAP_H */
