@@ -15,8 +15,12 @@ set -u
 BUILD="${BUILD:-build}"
 BIN="$BUILD/bin"
 ROUNDS="${SL_CLUSTER_ROUNDS:-20}"
+NODES="${SL_CLUSTER_NODES:-3}"     # 3 or 5
+KILL="${SL_CLUSTER_KILL:-1}"       # nodes killed together each round: the leader, then
+				   # followers (at most (NODES - 1) / 2)
+IDS=$(seq 1 "$NODES")
 [ -n "${SL_CLUSTER_LONG:-}" ] && ROUNDS=100
-[ -n "${SL_TEST_QUICK:-}" ] && ROUNDS=5
+[ -n "${SL_TEST_QUICK:-}" ] && [ -z "${SL_CLUSTER_ROUNDS:-}" ] && ROUNDS=5
 # The feed outlasts the kills: about 1.1 s a round.
 RATE=20000
 N=$((RATE * (ROUNDS * 11 / 10 + 4)))
@@ -34,7 +38,12 @@ trap cleanup EXIT
 
 base=$((21000 + ($$ % 15000)))
 feed_port=$base
-peers="1=127.0.0.1:$((base + 11)),2=127.0.0.1:$((base + 12)),3=127.0.0.1:$((base + 13))"
+peers=""
+also=""
+for i in $IDS; do
+	peers="$peers${peers:+,}$i=127.0.0.1:$((base + 10 + i))"
+	[ "$i" != 1 ] && also="$also --also-udp 127.0.0.1:$((base + i))"
+done
 head -c 48 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$tmp/key"
 head -c 48 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$tmp/badkey"
 
@@ -62,7 +71,7 @@ field() { # $1 = JSON, $2 = a top-level key (a number or a quoted string)
 
 # The node that leads and takes appends (0 when none yet).
 ready_leader() {
-	for i in 1 2 3; do
+	for i in $IDS; do
 		s=$(status "$i")
 		if [ "$(field "$s" role)" = leader ] && [ "$(field "$s" ready)" = true ]; then
 			echo "$i"
@@ -85,7 +94,7 @@ now_ms() { date +%s%3N; }
 "$BIN/sluice" ingest --data "$tmp/ref" "$tmp/ref.raw" --quiet --accel cpu >/dev/null
 "$BIN/sluice" replay --data "$tmp/ref" --from 1 >"$tmp/ref.txt"
 
-for i in 1 2 3; do start_node "$i"; done
+for i in $IDS; do start_node "$i"; done
 leader=0
 t=0
 while [ "$leader" = 0 ] && [ $t -lt 200 ]; do
@@ -96,18 +105,19 @@ done
 check "a leader is elected" [ "$leader" != 0 ]
 
 # A node that lacks the key is refused at connect, and the refusal is logged.
-"$BIN/sluiced" --data "$tmp/intruder" --cluster-id ci --node 4 \
-	--peers "$peers,4=127.0.0.1:$((base + 14))" --cluster-key-file "$tmp/badkey" \
+"$BIN/sluiced" --data "$tmp/intruder" --cluster-id ci --node $((NODES + 1)) \
+	--peers "$peers,$((NODES + 1))=127.0.0.1:$((base + 11 + NODES))" \
+	--cluster-key-file "$tmp/badkey" \
 	--stats-ms 0 --accel cpu >"$tmp/intruder.out" 2>"$tmp/intruder.err" &
 intruder=$!
 sleep 1.5
 kill -9 $intruder 2>/dev/null
 wait $intruder 2>/dev/null
 check "a node without the cluster key is refused, and it is logged" \
-	grep -q "refused a connection from .*claims node 4.*wrong cluster key" \
-	"$tmp/n1.err" "$tmp/n2.err" "$tmp/n3.err"
+	grep -q "refused a connection from .*claims node $((NODES + 1)).*wrong cluster key" \
+	"$tmp"/n[0-9].err
 
-follower=$((leader % 3 + 1))
+follower=$((leader % NODES + 1))
 "$BIN/sluice" cluster remove --admin "$(admin "$follower")" 3 >/dev/null 2>"$tmp/notleader.txt"
 check "a membership change sent to a follower fails naming the leader" \
 	grep -q "\"leader\":$leader," "$tmp/notleader.txt"
@@ -115,9 +125,9 @@ check "a membership change sent to a follower fails naming the leader" \
 check "cluster status shows the leader and each follower's lag" \
 	grep -q "lag [0-9]* entries" "$tmp/status.txt"
 
+# shellcheck disable=SC2086 # $also is a list of options
 "$BIN/sluice-feed" --messages "$N" --seed 9 --rate "$RATE" --udp "127.0.0.1:$((base + 1))" \
-	--also-udp "127.0.0.1:$((base + 2))" --also-udp "127.0.0.1:$((base + 3))" \
-	--port "$feed_port" --linger-ms 600000 --quiet >"$tmp/feed.out" 2>&1 &
+	$also --port "$feed_port" --linger-ms 600000 --quiet >"$tmp/feed.out" 2>&1 &
 feed=$!
 
 # Kill the leader at random points; each time another node must take over.
@@ -135,6 +145,17 @@ while [ $kills -lt "$ROUNDS" ] && [ $r -lt $((ROUNDS * 3)) ]; do
 	t0=$(now_ms)
 	kill -9 "$victim"
 	wait "$victim" 2>/dev/null
+	# With five nodes, followers die with the leader: a majority still stands.
+	others=""
+	k=1
+	while [ $k -lt "$KILL" ]; do
+		o=$(((leader + k - 1) % NODES + 1))
+		eval "p=\$pid$o"
+		kill -9 "$p"
+		wait "$p" 2>/dev/null
+		others="$others $o"
+		k=$((k + 1))
+	done
 	kills=$((kills + 1))
 	new=0
 	while [ "$new" = 0 ] && [ $(($(now_ms) - t0)) -lt 10000 ]; do
@@ -144,14 +165,15 @@ while [ $kills -lt "$ROUNDS" ] && [ $r -lt $((ROUNDS * 3)) ]; do
 	done
 	t1=$(now_ms)
 	[ "$new" != 0 ] && failovers="$failovers $((t1 - t0))"
-	echo "round $r: killed node $leader, node $new leads after $((t1 - t0)) ms"
+	echo "round $r: killed node $leader$others, node $new leads after $((t1 - t0)) ms"
 	start_node "$leader"
+	for o in $others; do start_node "$o"; done
 	if [ $kills = $((ROUNDS / 2)) ] && [ "$new" != 0 ]; then
 		# A follower loses its directory. A voter that forgot its votes could elect a
 		# second leader in a term, so it rejoins as a new member: removed, restarted
 		# empty with --join, added back (`cluster add` returns once it has caught up,
 		# by snapshot here, and is a voter again), all while ingest goes on.
-		wiped=$((new % 3 + 1))
+		wiped=$((new % NODES + 1))
 		eval "victim=\$pid$wiped"
 		kill -9 "$victim"
 		wait "$victim" 2>/dev/null
@@ -196,15 +218,15 @@ t=0
 done_nodes=0
 while [ $t -lt 1200 ]; do
 	done_nodes=0
-	for i in 1 2 3; do
+	for i in $IDS; do
 		[ "$(field "$(status "$i")" commit_seq)" = "$N" ] && done_nodes=$((done_nodes + 1))
 	done
-	[ "$done_nodes" = 3 ] && break
+	[ "$done_nodes" = "$NODES" ] && break
 	sleep 0.1
 	t=$((t + 1))
 done
-for i in 1 2 3; do status "$i" | cut -c1-220; done
-check "every node committed all $N messages" [ "$done_nodes" = 3 ]
+for i in $IDS; do status "$i" | cut -c1-220; done
+check "every node committed all $N messages" [ "$done_nodes" = "$NODES" ]
 wipe_ok=0
 [ "${wipe_refused:-0}" = 1 ] && [ "${wipe_rc:-0}" != 0 ] && wipe_ok=1
 check "restarted empty without --join, it refused to vote again and said how to rejoin" \
@@ -219,7 +241,7 @@ check "its raft snapshot carried the tables' description, not the store" \
 # Reads over the network: a follower (the node that rejoined, whose tables came by snapshot,
 # unless it leads now) answers with what it applied, the same as the offline reference.
 rd=$wiped
-[ "$(field "$(status "$rd")" role)" = follower ] || rd=$(($(ready_leader) % 3 + 1))
+[ "$(field "$(status "$rd")" role)" = follower ] || rd=$(($(ready_leader) % NODES + 1))
 # (An order still open: compaction drops fully executed or cancelled orders at the bottom
 # level, which the reference, never compacted, still holds.)
 for ref_order in $(grep " A add_order " "$tmp/ref.txt" | tail -20 |
@@ -242,17 +264,17 @@ check "and replays 50 events from seq 1000 exactly as the reference" \
 kill -TERM "$feed" 2>/dev/null
 wait "$feed" 2>/dev/null
 feed=""
-for i in 1 2 3; do
+for i in $IDS; do
 	eval "p=\$pid$i"
 	kill -TERM "$p"
 	wait "$p"
 	check "node $i stops cleanly on SIGTERM" [ $? -eq 0 ]
 done
 pids=""
-for i in 1 2 3; do
+for i in $IDS; do
 	"$BIN/sluice" replay --data "$tmp/n$i" --from 1 >"$tmp/n$i.txt" 2>"$tmp/n$i.replay.err"
 	check "node $i holds exactly the original stream ($N messages, no gap, no duplicate)" \
 		cmp -s "$tmp/ref.txt" "$tmp/n$i.txt"
 	check "node $i: verify passes" "$BIN/sluice" verify --data "$tmp/n$i"
 done
-check_summary test_cluster
+check_summary "${SL_CLUSTER_NAME:-test_cluster}"
