@@ -70,6 +70,8 @@ static void usage(FILE *f)
 		"  --admin HOST:PORT     GET /status (JSON), POST /cluster/add|remove|transfer\n"
 		"  --election-ms MS      raft election timeout (300); --heartbeat-ms MS (50)\n"
 		"  --snapshot-entries N  raft entries between snapshots (4096)\n"
+		"  --raft-segment-mb N   raft log segment size (64; raft_uv stalls appends briefly\n"
+		"                        at each new segment)\n"
 		"  --join                a new node, or one whose directory was lost: wait to be\n"
 		"                        added (sluice cluster add); it catches up by snapshot\n"
 		"  --cluster-config FILE the same as key=value lines\n");
@@ -131,6 +133,7 @@ int main(int argc, char **argv)
 		{ "cluster-key-file", required_argument, NULL, OPT_CLUSTER },
 		{ "raft-bind", required_argument, NULL, OPT_CLUSTER },
 		{ "data-bind", required_argument, NULL, OPT_CLUSTER },
+		{ "raft-segment-mb", required_argument, NULL, OPT_CLUSTER },
 		{ "data-peers", required_argument, NULL, OPT_CLUSTER },
 		{ "admin", required_argument, NULL, OPT_CLUSTER },
 		{ "election-ms", required_argument, NULL, OPT_CLUSTER },

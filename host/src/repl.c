@@ -68,6 +68,21 @@ struct chunk {
 	size_t used, cap;
 	struct rec_desc d[CHUNK_RECS];
 	uint8_t *data;
+	unsigned refs;   /* snapshots being encoded from it (under cmu) */
+	int detached;    /* truncated while referenced: the last reference frees it */
+};
+
+/* A snapshot under way: what its synchronous part pinned, for the asynchronous part to
+ * encode off raft's thread. Chunks before the last are complete; of the last only the first
+ * cut[i] records existed when the snapshot was taken (later ones are appended past them, and
+ * a chunk's arrays never move). */
+struct snap_job {
+	uint64_t checkpoint, applied_seq;
+	void *desc;
+	size_t dlen;
+	struct chunk **chunks;
+	uint32_t *cut;
+	size_t n;
 };
 
 struct proposal {
@@ -85,6 +100,7 @@ struct sl_repl {
 	struct sl_log_apply ap;
 	int bound;
 	struct sl_repl_snap_ops snap;
+	struct snap_job job;        /* raft runs one snapshot at a time */
 
 	/* mu guards everything below up to the committed store; cv: applied_seq advanced,
 	 * room freed, or the role changed. */
@@ -204,6 +220,17 @@ long sl__repl_frame_decode(const void *p, size_t len,
 }
 
 /* ---- The committed store ------------------------------------------------------------------ */
+
+/* Free a chunk the store no longer lists, unless a snapshot still reads it. Under cmu. */
+static void chunk_drop_locked(struct chunk *c)
+{
+	if (c->refs) {
+		c->detached = 1;
+		return;
+	}
+	free(c->data);
+	free(c);
+}
 
 static int keep_locked(struct sl_repl *r, const struct sl_log_rec *rec)
 {
@@ -339,32 +366,84 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
  * snapshot ops: a checkpoint and a description of the tables, which travel on their own
  * channel), then every committed record after the checkpoint (what the tables do not hold yet:
  * the memtables' worth, kept in the committed store until a flush passes it). Without snapshot
- * ops the checkpoint is 0 and the records are all the committed store holds. One buffer (raft
- * frees it); the committed store's lock is held throughout, so no truncation can pass the
- * pinned checkpoint before its records are copied. */
+ * ops the checkpoint is 0 and the records are all the committed store holds.
+ *
+ * Raft's FSM version 3: the synchronous part (raft's thread) pins the tables and references
+ * the chunks holding those records under the committed store's lock, so no truncation can pass
+ * the checkpoint before they are read; the asynchronous part (libuv's thread pool) encodes the
+ * buffer; finalize frees it once raft_uv has written it. Encoding tens of megabytes on raft's
+ * thread stalled every commit meanwhile. */
+static int fsm_snapshot_async(struct raft_fsm *fsm, struct raft_buffer *bufs[],
+			      unsigned *n_bufs);
+
 static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
 	struct sl_repl *r = fsm->data;
-	void *desc = NULL;
-	size_t dlen = 0;
-	uint64_t cp = 0, records = 0;
+	struct snap_job *j = &r->job;
+	*bufs = NULL;
+	*n_bufs = 0;
+	memset(j, 0, sizeof(*j));
 	pthread_mutex_lock(&r->cmu);
 	if (r->snap.take) {
-		int rc = r->snap.take(r->snap.arg, &cp, &desc, &dlen);
+		int rc = r->snap.take(r->snap.arg, &j->checkpoint, &j->desc, &j->dlen);
 		if (rc < 0) {
 			pthread_mutex_unlock(&r->cmu);
-			fprintf(stderr, "sluice: repl: taking a snapshot: pinning the tables: %s\n",
-				sl_strerror(rc));
-			return RAFT_IOERR;
+			fprintf(stderr, "sluice: repl: taking a snapshot: pinning the tables: %s; "
+				"raft tries again later\n", sl_strerror(rc));
+			return RAFT_BUSY;
 		}
 	}
-	size_t len = SNAP_HDR + ((dlen + 7) & ~(size_t)7);
-	for (size_t i = 0; i < r->nchunks; i++) {
-		const struct chunk *c = r->chunks[i];
+	size_t k = 0;
+	while (k < r->nchunks && r->chunks[k]->last_seq <= j->checkpoint)
+		k++;
+	j->n = r->nchunks - k;
+	j->chunks = malloc((j->n ? j->n : 1) * sizeof(*j->chunks));
+	j->cut = malloc((j->n ? j->n : 1) * sizeof(*j->cut));
+	if (!j->chunks || !j->cut) {
+		pthread_mutex_unlock(&r->cmu);
+		free(j->chunks);
+		free(j->cut);
+		free(j->desc);
+		return RAFT_BUSY;
+	}
+	for (size_t i = 0; i < j->n; i++) {
+		j->chunks[i] = r->chunks[k + i];
+		j->cut[i] = j->chunks[i]->n;
+		j->chunks[i]->refs++;
+	}
+	j->applied_seq = ck_pr_load_64(&r->applied_seq);
+	pthread_mutex_unlock(&r->cmu);
+	/* Without an asynchronous part (see sl_repl_config), raft wants the buffer now. */
+	return r->cfg.sync_snapshots ? fsm_snapshot_async(fsm, bufs, n_bufs) : 0;
+}
+
+static void job_release(struct sl_repl *r, struct snap_job *j)
+{
+	pthread_mutex_lock(&r->cmu);
+	for (size_t i = 0; i < j->n; i++)
+		if (!--j->chunks[i]->refs && j->chunks[i]->detached)
+			chunk_drop_locked(j->chunks[i]);
+	pthread_mutex_unlock(&r->cmu);
+	free(j->chunks);
+	free(j->cut);
+	free(j->desc);
+	memset(j, 0, sizeof(*j));
+}
+
+/* libuv's thread pool: one buffer, the header, the description, then a frame per chunk. */
+static int fsm_snapshot_async(struct raft_fsm *fsm, struct raft_buffer *bufs[],
+			      unsigned *n_bufs)
+{
+	struct sl_repl *r = fsm->data;
+	struct snap_job *j = &r->job;
+	uint64_t cp = j->checkpoint, records = 0;
+	size_t len = SNAP_HDR + ((j->dlen + 7) & ~(size_t)7);
+	for (size_t i = 0; i < j->n; i++) {
+		const struct chunk *c = j->chunks[i];
 		size_t bytes = 0, k = 0;
-		for (uint32_t j = 0; j < c->n; j++)
-			if (c->d[j].seq > cp)
-				bytes += SL_REPL_REC_HDR + c->d[j].len, k++;
+		for (uint32_t x = 0; x < j->cut[i]; x++)
+			if (c->d[x].seq > cp)
+				bytes += SL_REPL_REC_HDR + c->d[x].len, k++;
 		if (k)
 			len += (SL_REPL_FRAME_HDR + bytes + 7) & ~(size_t)7;
 	}
@@ -372,41 +451,39 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
 	uint8_t *p = raft_malloc(len);
 	struct sl_log_rec *recs = malloc(CHUNK_RECS * sizeof(*recs));
 	if (!out || !p || !recs) {
-		pthread_mutex_unlock(&r->cmu);
 		raft_free(out);
 		raft_free(p);
 		free(recs);
-		free(desc);
+		job_release(r, j);
 		return RAFT_NOMEM;
 	}
 	size_t off = SNAP_HDR;
-	memcpy(p + off, desc, dlen);
-	memset(p + off + dlen, 0, ((dlen + 7) & ~(size_t)7) - dlen);
-	off += (dlen + 7) & ~(size_t)7;
-	free(desc);
-	for (size_t i = 0; i < r->nchunks; i++) {
-		const struct chunk *c = r->chunks[i];
+	memcpy(p + off, j->desc, j->dlen);
+	memset(p + off + j->dlen, 0, ((j->dlen + 7) & ~(size_t)7) - j->dlen);
+	off += (j->dlen + 7) & ~(size_t)7;
+	for (size_t i = 0; i < j->n; i++) {
+		const struct chunk *c = j->chunks[i];
 		size_t k = 0;
-		for (uint32_t j = 0; j < c->n; j++)
-			if (c->d[j].seq > cp)
-				recs[k++] = (struct sl_log_rec){ .seq = c->d[j].seq,
-								 .rx_ns = c->d[j].rx_ns,
-								 .data = c->data + c->d[j].off,
-								 .len = c->d[j].len,
-								 .type = c->d[j].type };
+		for (uint32_t x = 0; x < j->cut[i]; x++)
+			if (c->d[x].seq > cp)
+				recs[k++] = (struct sl_log_rec){ .seq = c->d[x].seq,
+								 .rx_ns = c->d[x].rx_ns,
+								 .data = c->data + c->d[x].off,
+								 .len = c->d[x].len,
+								 .type = c->d[x].type };
 		if (!k)
 			continue;
 		long got = sl__repl_frame_encode(recs, k, p + off, len - off);
 		off += (size_t)got; /* sized above: it fits */
 		records += k;
 	}
-	pthread_mutex_unlock(&r->cmu);
 	free(recs);
 	struct snap_hdr h = { .magic = SL_REPL_SNAP_MAGIC, .version = SNAP_VERSION,
-			      .applied_seq = ck_pr_load_64(&r->applied_seq), .checkpoint = cp,
-			      .records = records, .desc_len = (uint32_t)dlen,
+			      .applied_seq = j->applied_seq, .checkpoint = cp,
+			      .records = records, .desc_len = (uint32_t)j->dlen,
 			      .crc = crc32c(p + SNAP_HDR, len - SNAP_HDR) };
 	memcpy(p, &h, sizeof(h));
+	job_release(r, j);
 	out->base = p;
 	out->len = len;
 	*bufs = out;
@@ -415,6 +492,22 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
 	r->st.snapshots_taken++;
 	r->st.snapshot_bytes = len;
 	pthread_mutex_unlock(&r->mu);
+	return 0;
+}
+
+/* Raft's thread, once raft_uv wrote the snapshot (or gave up): the buffers are ours to free. A
+ * job whose asynchronous part never ran is released here. */
+static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[],
+				 unsigned *n_bufs)
+{
+	struct sl_repl *r = fsm->data;
+	if (r->job.chunks)
+		job_release(r, &r->job);
+	for (unsigned i = 0; *bufs && i < *n_bufs; i++)
+		raft_free((*bufs)[i].base);
+	raft_free(*bufs);
+	*bufs = NULL;
+	*n_bufs = 0;
 	return 0;
 }
 
@@ -447,7 +540,8 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 				" and no way to install them\n", h.checkpoint);
 			return RAFT_CORRUPT;
 		}
-		int rc = r->snap.install(r->snap.arg, body, h.desc_len, h.checkpoint);
+		uint64_t installed = h.checkpoint;
+		int rc = r->snap.install(r->snap.arg, body, h.desc_len, h.checkpoint, &installed);
 		if (rc < 0) {
 			fprintf(stderr, "sluice: repl: installing a snapshot's tables (through seq %"
 				PRIu64 "): %s; raft tries again\n", h.checkpoint, sl_strerror(rc));
@@ -456,15 +550,13 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 		tables = (unsigned)rc;
 		/* What the committed store held is older than the new state: drop it. */
 		pthread_mutex_lock(&r->cmu);
-		for (size_t i = 0; i < r->nchunks; i++) {
-			free(r->chunks[i]->data);
-			free(r->chunks[i]);
-		}
+		for (size_t i = 0; i < r->nchunks; i++)
+			chunk_drop_locked(r->chunks[i]);
 		r->nchunks = 0;
 		r->retained_bytes = r->retained_records = 0;
 		pthread_mutex_unlock(&r->cmu);
 		pthread_mutex_lock(&r->mu);
-		ck_pr_store_64(&r->applied_seq, h.checkpoint);
+		ck_pr_store_64(&r->applied_seq, installed);
 		pthread_mutex_unlock(&r->mu);
 	}
 	int rc = apply_frames(r, body + dpad, blen - dpad, "snapshot");
@@ -849,8 +941,7 @@ static int log_truncate_before(void *impl, uint64_t seq)
 		struct chunk *c = r->chunks[k];
 		r->retained_bytes -= c->used;
 		r->retained_records -= c->n;
-		free(c->data);
-		free(c);
+		chunk_drop_locked(c);
 		k++;
 	}
 	memmove(r->chunks, r->chunks + k, (r->nchunks - k) * sizeof(*r->chunks));
@@ -944,10 +1035,12 @@ int sl__repl_new(const struct sl_repl_config *cfg, struct sl_repl **out)
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_cond_init(&r->cv, NULL);
 	pthread_mutex_init(&r->cmu, NULL);
-	r->fsm.version = 1;
+	r->fsm.version = 3;
 	r->fsm.data = r;
 	r->fsm.apply = fsm_apply;
 	r->fsm.snapshot = fsm_snapshot;
+	r->fsm.snapshot_async = r->cfg.sync_snapshots ? NULL : fsm_snapshot_async;
+	r->fsm.snapshot_finalize = fsm_snapshot_finalize;
 	r->fsm.restore = fsm_restore;
 	*out = r;
 	return 0;

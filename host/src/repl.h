@@ -40,6 +40,10 @@ struct sl_repl_config {
 	uint32_t max_entry_bytes;    /* queued batches coalesce into entries up to this (1 MiB) */
 	int no_wait;                 /* append never waits for room: SL_ETIMEDOUT instead (tests
 					 driving raft on the appending thread) */
+	int sync_snapshots;          /* encode snapshots on raft's thread (raft's fixture, whose
+					 I/O says version 1, has no asynchronous snapshots); the
+					 default encodes them on libuv's thread pool, which needs a
+					 raft_io of version 2 (repl_node.c sets raft_uv's) */
 };
 
 /* What a node knows of itself, for status and tests. Any thread (a consistent copy). */
@@ -82,12 +86,14 @@ void sl__repl_log(struct sl_repl *r, struct sl_log *out);
 /* The tables' part of snapshots. take (raft's thread, the committed store locked: keep it
  * short): pin the current tables so they outlive compaction; *checkpoint: every record <= it is
  * in them; *desc (malloc'd, *len bytes): what install needs on another node. install (raft's
- * thread): make the state the tables desc describes, as of checkpoint; returns how many tables
- * it fetched, or an error (raft tries again later). Without these (tests over raft's fixture)
+ * thread): make the state the tables desc describes, as of checkpoint, or a newer node's
+ * tables (*installed: their checkpoint, >= checkpoint); returns how many tables it fetched, or
+ * an error. Without these (tests over raft's fixture)
  * a snapshot carries every committed record kept. Set before raft starts. */
 struct sl_repl_snap_ops {
 	int (*take)(void *arg, uint64_t *checkpoint, void **desc, size_t *len);
-	int (*install)(void *arg, const void *desc, size_t len, uint64_t checkpoint);
+	int (*install)(void *arg, const void *desc, size_t len, uint64_t checkpoint,
+		       uint64_t *installed);
 	void *arg;
 };
 void sl__repl_set_snap_ops(struct sl_repl *r, const struct sl_repl_snap_ops *ops);

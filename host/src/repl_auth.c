@@ -311,6 +311,11 @@ static void hs_start(struct hs *h, uv_stream_t *s)
 	struct sl_auth *a = h->a;
 	h->stream = s;
 	s->data = h;
+	/* raft_uv_tcp leaves Nagle on: a follower's small append results then wait for the
+	 * leader's delayed ACK of the one before (the leader never sends data back on that
+	 * connection), which stalled commits by up to tens of milliseconds. */
+	if (s->type == UV_TCP)
+		uv_tcp_nodelay((uv_tcp_t *)s, 1);
 	h->refs = 2; /* the stream (until handed over or closed) and the timer */
 	h->next = a->list;
 	if (a->list)

@@ -113,6 +113,8 @@ int sl__node_config_set(struct sl_node_config *nc, const char *key, const char *
 		r = parse_uint(value, 60000, &v), nc->heartbeat_ms = (unsigned)v;
 	else if (!strcmp(key, "snapshot-entries"))
 		r = parse_uint(value, 1u << 30, &v), nc->snapshot_threshold = (unsigned)v;
+	else if (!strcmp(key, "raft-segment-mb"))
+		r = parse_uint(value, 4096, &v), nc->segment_mb = (unsigned)v;
 	else if (!strcmp(key, "data-bind"))
 		nc->data_bind = value;
 	else if (!strcmp(key, "data-peers"))
@@ -275,6 +277,20 @@ static void prune_snapshots(struct sl_node *n, unsigned keep)
 	}
 }
 
+/* Keep a held snapshot's description next to its files (DESC: the checkpoint, then the
+ * description), so this node can offer it to an installer whose own snapshot's files are gone. */
+static void save_desc(const char *dir, uint64_t checkpoint, const void *desc, size_t len)
+{
+	char path[4400];
+	snprintf(path, sizeof(path), "%s/DESC", dir);
+	FILE *f = fopen(path, "wb");
+	if (!f)
+		return;
+	fwrite(&checkpoint, 8, 1, f);
+	fwrite(desc, 1, len, f);
+	fclose(f);
+}
+
 /* The snapshot channel's info: what this node applied, and its term. Any thread. */
 static int node_info(void *arg, uint64_t *applied_seq, uint64_t *term)
 {
@@ -339,6 +355,8 @@ static int snap_take(void *arg, uint64_t *checkpoint, void **desc, size_t *len)
 	int r = sl__db_pin_tables(n->db, dir, &t, &k, checkpoint);
 	if (!r)
 		r = sl__snap_desc_encode(id, t, k, desc, len);
+	if (!r)
+		save_desc(dir, *checkpoint, *desc, *len);
 	free(t);
 	if (r)
 		remove_dir(dir);
@@ -398,29 +416,14 @@ static int verify_fetched(struct sl_node *n, const struct sl_table_info *t, size
 	return r;
 }
 
-static int snap_install(void *arg, const void *desc, size_t len, uint64_t checkpoint)
-{
-	struct sl_node *n = arg;
+struct source {
 	uint64_t id;
-	struct sl_table_info *t = NULL;
-	size_t k = 0;
-	int r = sl__snap_desc_decode(desc, len, &id, &t, &k);
-	if (r) {
-		fprintf(stderr, "sluice: cluster: a snapshot's table description is damaged\n");
-		return r;
-	}
-	unsigned char *done = calloc(k ? k : 1, 1);
-	if (!done) {
-		free(t);
-		return -ENOMEM;
-	}
-	remove_dir(n->snap_in);
-	if (mkdir(n->snap_in, 0755) && errno != EEXIST) {
-		r = -errno;
-		goto out;
-	}
-	/* The leader first (it sent the snapshot), then every other node of the configuration. */
-	struct { uint64_t id; char addr[160]; } src[SL_NODE_MAX_PEERS + 1];
+	char addr[160];
+};
+
+/* The leader first (it sent the snapshot), then every other node of the configuration. */
+static unsigned snap_sources(struct sl_node *n, struct source *src)
+{
 	unsigned ns = 0;
 	raft_id lid = 0;
 	const char *laddr = NULL;
@@ -438,13 +441,117 @@ static int snap_install(void *arg, const void *desc, size_t len, uint64_t checkp
 		data_address(n, sv->id, sv->address, src[ns].addr, sizeof(src[ns].addr));
 		ns++;
 	}
-	r = -ENOENT;
-	for (unsigned i = 0; i < ns && r; i++)
-		r = fetch_from(n, src[i].addr, id, t, k, done);
-	if (!r)
-		r = verify_fetched(n, t, k);
-	if (r)
-		goto out;
+	return ns;
+}
+
+/* Another node's newest snapshot whose tables reach at least checkpoint, fetched whole from
+ * it into snap_in: any such snapshot is as good (its tables hold only committed records, and
+ * what follows is applied by sequence, each once). 0 with *id, *t, *k, *cp set, or an error. */
+static int fetch_substitute(struct sl_node *n, const struct source *src, unsigned ns,
+			    uint64_t checkpoint, uint64_t *id, struct sl_table_info **t,
+			    size_t *k, uint64_t *cp, void **desc, size_t *dlen)
+{
+	struct sl_snap_auth au = { n->key, n->key_len, n->cluster_id, n->cfg.node_id };
+	int r = -ENOENT;
+	for (unsigned i = 0; i < ns && r; i++) {
+		struct sl_snapcli *c;
+		if (sl__snapcli_open(src[i].addr, &au, 2000, &c, NULL, 0))
+			continue;
+		void *d = NULL;
+		size_t dl = 0;
+		uint64_t c2 = 0;
+		r = sl__snapcli_latest(c, &c2, &d, &dl);
+		sl__snapcli_close(c);
+		struct sl_table_info *t2 = NULL;
+		size_t k2 = 0;
+		uint64_t id2 = 0;
+		if (!r && (c2 < checkpoint || sl__snap_desc_decode(d, dl, &id2, &t2, &k2)))
+			r = -ENOENT;
+		unsigned char *done = r ? NULL : calloc(k2 ? k2 : 1, 1);
+		if (!r && !done)
+			r = -ENOMEM;
+		if (!r) {
+			remove_dir(n->snap_in);
+			mkdir(n->snap_in, 0755);
+			r = fetch_from(n, src[i].addr, id2, t2, k2, done);
+		}
+		free(done);
+		if (r) {
+			free(t2);
+			free(d);
+			continue;
+		}
+		fprintf(stderr, "sluice: cluster: took node %" PRIu64 "'s snapshot %016" PRIx64
+			" (tables through seq %" PRIu64 ") instead\n", src[i].id, id2, c2);
+		*id = id2, *t = t2, *k = k2, *cp = c2, *desc = d, *dlen = dl;
+	}
+	return r;
+}
+
+static int snap_install(void *arg, const void *desc, size_t len, uint64_t checkpoint,
+			uint64_t *installed)
+{
+	struct sl_node *n = arg;
+	uint64_t id, cp = checkpoint;
+	struct sl_table_info *t = NULL;
+	size_t k = 0, dlen = len;
+	void *dcopy = NULL;
+	int r = sl__snap_desc_decode(desc, len, &id, &t, &k);
+	if (r) {
+		fprintf(stderr, "sluice: cluster: a snapshot's table description is damaged\n");
+		return r;
+	}
+	struct source src[SL_NODE_MAX_PEERS + 1];
+	unsigned ns = snap_sources(n, src);
+	/* Raft has recorded the snapshot as this node's state already (0.15 gives no way back):
+	 * the tables must come, so keep trying; the snapshot's own files first (from any node
+	 * that holds them), else a newer snapshot of another node. */
+	for (int attempt = 0; attempt < 5; attempt++) {
+		if (attempt) {
+			sleep(1);
+			ns = snap_sources(n, src);
+		}
+		unsigned char *done = calloc(k ? k : 1, 1);
+		if (!done) {
+			r = -ENOMEM;
+			continue;
+		}
+		remove_dir(n->snap_in);
+		if (mkdir(n->snap_in, 0755) && errno != EEXIST) {
+			free(done);
+			r = -errno;
+			continue;
+		}
+		r = -ENOENT;
+		for (unsigned i = 0; i < ns && r; i++)
+			r = fetch_from(n, src[i].addr, id, t, k, done);
+		free(done);
+		if (r) {
+			struct sl_table_info *t2;
+			size_t k2;
+			uint64_t id2, c2;
+			void *d2;
+			if (fetch_substitute(n, src, ns, checkpoint, &id2, &t2, &k2, &c2, &d2,
+					     &dlen) == 0) {
+				free(t);
+				free(dcopy);
+				t = t2, k = k2, id = id2, cp = c2, dcopy = d2, r = 0;
+			}
+		}
+		if (!r)
+			r = verify_fetched(n, t, k);
+		if (!r)
+			break;
+	}
+	if (r) {
+		/* Raft believes this node holds the snapshot; going on would leave a hole in the
+		 * store. Stop: at the next start raft loads the snapshot again and this install
+		 * runs again (a supervisor restarts the node). */
+		fprintf(stderr, "sluice: cluster: FATAL: no node could send the tables of snapshot "
+			"%016" PRIx64 " (through seq %" PRIu64 "): %s; stopping so that a restart "
+			"tries again\n", id, checkpoint, sl_strerror(r));
+		_exit(75);
+	}
 	/* This node holds the snapshot now: it serves the same files under the same names. */
 	char dir[4300];
 	snprintf(dir, sizeof(dir), "%s/%016" PRIx64, n->snap_root, id);
@@ -457,15 +564,16 @@ static int snap_install(void *arg, const void *desc, size_t len, uint64_t checkp
 			fprintf(stderr, "sluice: cluster: keeping %s for serving: %s\n", to,
 				strerror(errno));
 	}
-	if ((r = sl__db_install_tables(n->db, n->snap_in, t, k, checkpoint)) == 0) {
+	save_desc(dir, cp, dcopy ? dcopy : desc, dlen);
+	if ((r = sl__db_install_tables(n->db, n->snap_in, t, k, cp)) == 0) {
 		r = (int)k;
+		*installed = cp;
 		fprintf(stderr, "sluice: cluster: installed snapshot %016" PRIx64 ": %zu tables "
-			"through seq %" PRIu64 "\n", id, k, checkpoint);
+			"through seq %" PRIu64 "\n", id, k, cp);
 	}
 	prune_snapshots(n, 4);
-out:
 	remove_dir(n->snap_in);
-	free(done);
+	free(dcopy);
 	free(t);
 	return r;
 }
@@ -884,6 +992,12 @@ static int start_raft(struct sl_node *n, const uint8_t *key, size_t key_len)
 	if ((r = raft_uv_init(&n->io, &n->loop, n->raft_dir, sl__auth_transport(n->auth))))
 		return fail(r, "raft storage");
 	n->io_init = 1;
+	/* raft_uv 0.15 implements async_work but says version 1, which rules out asynchronous
+	 * snapshots (raft's own later releases say 2). */
+	n->io.version = 2;
+	/* Big segments: raft_uv stalls appends for tens of milliseconds when it moves to a new
+	 * segment; at 8 MiB (its default) that is every second or so at 100k msg/s. */
+	raft_uv_set_segment_size(&n->io, (size_t)(c->segment_mb ? c->segment_mb : 64) << 20);
 	if ((r = raft_init(&n->raft, &n->io, sl__repl_fsm(n->repl), c->node_id, n->self_addr)))
 		return fail(r, "raft");
 	n->raft_init = 1;

@@ -25,6 +25,7 @@ struct sl_node_config {
 	unsigned heartbeat_ms;     /* (50) */
 	unsigned snapshot_threshold, snapshot_trailing; /* entries (4096; a quarter of the
 							    threshold, at most 1024) */
+	unsigned segment_mb;       /* raft log segment size, MiB (64) */
 	int join;                  /* a new node: no bootstrap; it waits to be added */
 	const char *data_bind;     /* serve snapshot table files here (IPv4 HOST:PORT) instead of
 				      this node's data address */
@@ -34,7 +35,7 @@ struct sl_node_config {
 
 /* Parse one "key=value" (the long option names of sluiced: cluster-id, node, peers,
  * cluster-key-file, raft-bind, admin, election-ms, heartbeat-ms, snapshot-entries, join,
- * data-bind, data-peers). The value is kept by pointer: it must
+ * data-bind, data-peers, raft-segment-mb). The value is kept by pointer: it must
  * outlive nc. 0, or SL_ECONFIG naming the key on stderr. */
 int sl__node_config_set(struct sl_node_config *nc, const char *key, const char *value);
 

@@ -3,6 +3,7 @@
  * timeouts) and the client.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -316,6 +317,43 @@ static int serve_file(struct sl_snapsrv *s, int fd, const struct request *rq, ui
 	return r;
 }
 
+/* The newest snapshot this node holds whose description was kept (DESC: the checkpoint, u64,
+ * then the description): status, its length, its bytes. */
+static int serve_latest(struct sl_snapsrv *s, int fd, uint8_t *buf)
+{
+	struct reply rp = { .status = -ENOENT };
+	char best[32] = "";
+	DIR *d = opendir(s->root);
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		char path[4200];
+		if (strlen(e->d_name) != 16 || strcmp(e->d_name, best) <= 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/DESC", s->root, e->d_name);
+		if (access(path, R_OK) == 0)
+			snprintf(best, sizeof(best), "%s", e->d_name);
+	}
+	if (d)
+		closedir(d);
+	ssize_t got = 0;
+	if (best[0]) {
+		char path[4200];
+		snprintf(path, sizeof(path), "%s/%s/DESC", s->root, best);
+		int f = open(path, O_RDONLY | O_CLOEXEC);
+		got = f >= 0 ? pread(f, buf, CHUNK, 0) : -1;
+		if (f >= 0)
+			close(f);
+		if (got > 8) {
+			rp.status = 0;
+			rp.size = (uint64_t)got;
+		}
+	}
+	int r = write_all(fd, &rp, sizeof(rp));
+	if (!r && !rp.status)
+		r = write_all(fd, buf, (size_t)got);
+	return r;
+}
+
 static void *conn_main(void *arg)
 {
 	struct conn *c = arg;
@@ -369,6 +407,10 @@ static void *conn_main(void *arg)
 			rp.size = v[0];
 			if (!(r = write_all(fd, &rp, sizeof(rp))))
 				r = write_all(fd, &v[1], sizeof(v[1]));
+			continue;
+		}
+		if (rq.op == 3) {
+			r = serve_latest(s, fd, buf);
 			continue;
 		}
 		if (rq.op != 1)
@@ -663,6 +705,31 @@ int sl__snapcli_get(struct sl_snapcli *c, uint64_t id, uint64_t file_no, uint64_
 	if (r)
 		unlink(dst);
 	return r;
+}
+
+int sl__snapcli_latest(struct sl_snapcli *c, uint64_t *checkpoint, void **desc, size_t *len)
+{
+	struct request rq = { .op = 3 };
+	struct reply rp;
+	int r = write_all(c->fd, &rq, sizeof(rq));
+	if (!r)
+		r = read_all(c->fd, &rp, sizeof(rp));
+	if (r)
+		return r;
+	if (rp.status)
+		return rp.status < 0 ? rp.status : -EPROTO;
+	if (rp.size <= 8 || rp.size > CHUNK)
+		return SL_ECORRUPT;
+	if ((r = read_all(c->fd, c->buf, (size_t)rp.size)))
+		return r;
+	uint8_t *p = malloc((size_t)rp.size - 8);
+	if (!p)
+		return -ENOMEM;
+	memcpy(checkpoint, c->buf, 8);
+	memcpy(p, c->buf + 8, (size_t)rp.size - 8);
+	*desc = p;
+	*len = (size_t)rp.size - 8;
+	return 0;
 }
 
 int sl__snapcli_info(struct sl_snapcli *c, uint64_t *applied_seq, uint64_t *term)

@@ -12,7 +12,10 @@
  * data[len], ended by a chunk of length 0 whose crc is the CRC32C of the whole file. The client
  * checks every chunk, the whole and the size the description gave. Op 2 (info, the other
  * fields zero) answers status(i32) reserved(u32) applied_seq(u64) term(u64): a node starting
- * with an empty directory asks its peers whether the cluster has run (repl_node.c).
+ * with an empty directory asks its peers whether the cluster has run (repl_node.c). Op 3
+ * (latest) answers status reserved length(u64) then checkpoint(u64) and the description of
+ * the newest snapshot the server holds (root/<id>/DESC): an installer whose snapshot's files
+ * are nowhere any more takes a newer one instead.
  */
 #ifndef SL_REPL_SNAP_H
 #define SL_REPL_SNAP_H
@@ -67,6 +70,9 @@ int sl__snapcli_open(const char *addr, const struct sl_snap_auth *auth, unsigned
 		     struct sl_snapcli **out, char *why, size_t cap);
 int sl__snapcli_get(struct sl_snapcli *c, uint64_t id, uint64_t file_no, uint64_t size,
 		    const char *dst, char *why, size_t cap);
+/* The newest snapshot the peer holds (op 3): its tables' checkpoint and description (malloc'd).
+ * -ENOENT when it holds none whose description it kept. */
+int sl__snapcli_latest(struct sl_snapcli *c, uint64_t *checkpoint, void **desc, size_t *len);
 /* Ask the peer what it holds (op 2): 0 with its applied sequence and term, or an error. */
 int sl__snapcli_info(struct sl_snapcli *c, uint64_t *applied_seq, uint64_t *term);
 void sl__snapcli_close(struct sl_snapcli *c);

@@ -89,7 +89,7 @@ static void cluster_start(struct cluster *c, unsigned n, size_t msgs)
 	c->n = n;
 	gen_msgs(&c->m, msgs, 7);
 	assert_int_equal(raft_fixture_initialize(&c->f), 0);
-	struct sl_repl_config rc = { .no_wait = 1, .max_entry_bytes = 4096 };
+	struct sl_repl_config rc = { .no_wait = 1, .max_entry_bytes = 4096, .sync_snapshots = 1 };
 	for (unsigned i = 0; i < n; i++) {
 		assert_int_equal(sl__repl_new(&rc, &c->r[i]), 0);
 		assert_non_null(sl_test_mkdtemp(c->dir[i], sizeof(c->dir[i]), "repl"));

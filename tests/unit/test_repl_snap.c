@@ -2,7 +2,7 @@
  * description's round trip and its damage; a file of several chunks fetched byte for byte; a
  * client with another key or cluster id refused on both sides (and counted); a file the server
  * lacks; a chunk damaged in transit and a size other than described caught, the partial file
- * removed; a second fetch on the same connection after an error.
+ * removed; a second fetch on the same connection after an error; the newest kept snapshot.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -223,6 +223,52 @@ static void test_missing_damaged_and_short(void **state)
 	assert_int_equal(st.missing, 2);
 }
 
+/* Op 3: the newest snapshot whose description the server kept (DESC), for an installer whose
+ * own snapshot's files are gone; none kept: -ENOENT. */
+static void test_latest(void **state)
+{
+	struct fix *f = *state;
+	struct sl_snap_auth a = auth(2, (const char *)KEY, "ci");
+	struct sl_snapcli *c;
+	char why[512];
+	uint64_t cp = 0;
+	void *d = NULL;
+	size_t dl = 0;
+	assert_int_equal(sl__snapcli_open(f->addr, &a, 5000, &c, why, sizeof(why)), 0);
+	assert_int_equal(sl__snapcli_latest(c, &cp, &d, &dl), -ENOENT);
+	struct sl_table_info t = { .file_no = FILE_NO, .file_bytes = FILE_BYTES, .level = 1 };
+	void *enc;
+	size_t elen;
+	assert_int_equal(sl__snap_desc_encode(SNAP_ID, &t, 1, &enc, &elen), 0);
+	char path[600];
+	snprintf(path, sizeof(path), "%s/%016llx/DESC", f->root, (unsigned long long)SNAP_ID);
+	FILE *o = fopen(path, "wb");
+	uint64_t want = 123456;
+	fwrite(&want, 8, 1, o);
+	fwrite(enc, 1, elen, o);
+	fclose(o);
+	/* An older snapshot without a kept description does not count; a newer one would. */
+	snprintf(path, sizeof(path), "%s/%016llx", f->root, (unsigned long long)SNAP_ID - 5);
+	assert_int_equal(mkdir(path, 0755), 0);
+	assert_int_equal(sl__snapcli_latest(c, &cp, &d, &dl), 0);
+	assert_int_equal(cp, want);
+	assert_int_equal(dl, elen);
+	assert_memory_equal(d, enc, elen);
+	uint64_t id;
+	struct sl_table_info *back;
+	size_t n;
+	assert_int_equal(sl__snap_desc_decode(d, dl, &id, &back, &n), 0);
+	assert_int_equal(id, SNAP_ID);
+	assert_int_equal(n, 1);
+	/* And the files it names come over as usual. */
+	assert_int_equal(sl__snapcli_get(c, id, back[0].file_no, back[0].file_bytes, f->dst, why,
+					 sizeof(why)), 0);
+	free(back);
+	free(d);
+	free(enc);
+	sl__snapcli_close(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -231,6 +277,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_wrong_key_or_cluster_refused, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_missing_damaged_and_short, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_latest, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
