@@ -36,6 +36,8 @@ struct opts {
 	double seconds;
 	unsigned kills;
 	unsigned snapshot_entries;
+	unsigned election_ms;      /* failover: sluiced --election-ms (0: its default) */
+	uint64_t max_term;         /* failover: the highest raft term seen at the end */
 	const char *dir;
 	const char *bindir;
 	int json;
@@ -93,6 +95,7 @@ struct result {
 	double tput;                   /* messages/s, throughput phase */
 	double p50, p99, max;          /* ns, latency phase */
 	double over5;                  /* share of batches over 5 ms */
+	uint64_t terms;                /* cluster: elections during the run (should be 0) */
 	double rate;                   /* messages/s achieved in the latency phase */
 };
 
@@ -229,7 +232,13 @@ static void run_cluster(const struct sl_msg *msgs, const struct opts *o, struct 
 	if (leader < 0)
 		die("cluster", "no leader within 10 s");
 	progress("cluster: node %d leads\n", leader + 1);
+	char before[4096], after[4096];
+	sl__node_status_json(nodes[leader], before, sizeof(before));
 	measure(sl__node_db(nodes[leader]), msgs, o, res);
+	sl__node_status_json(nodes[leader], after, sizeof(after));
+	/* A term that moved under load is an election nobody asked for. */
+	const char *t0 = strstr(before, "\"term\":"), *t1 = strstr(after, "\"term\":");
+	res->terms = t0 && t1 ? strtoull(t1 + 7, NULL, 10) - strtoull(t0 + 7, NULL, 10) : 0;
 	for (int i = 0; i < 3; i++)
 		sl__node_close(nodes[i]);
 }
@@ -258,18 +267,20 @@ struct proc_node {
 static void start_proc(struct proc_node *n, int id, const struct opts *o, const char *peers,
 		       const char *key, const char *rr)
 {
-	char bin[PATH_MAX + 64], idbuf[8];
+	char bin[PATH_MAX + 64], idbuf[8], ems[16];
 	snprintf(bin, sizeof(bin), "%s/sluiced", o->bindir);
 	snprintf(idbuf, sizeof(idbuf), "%d", id);
+	snprintf(ems, sizeof(ems), "%u", o->election_ms ? o->election_ms : 200);
 	char *argv[] = { bin, "--data", n->data, "--udp", n->udp, "--rerequest", (char *)rr,
 			 "--gap-timeout-ms", "120000", "--stats-ms", "0", "--accel", "cpu",
 			 "--cluster-id", "benchfo", "--node", idbuf, "--peers", (char *)peers,
-			 "--cluster-key-file", (char *)key, "--admin", n->admin, NULL };
+			 "--cluster-key-file", (char *)key, "--admin", n->admin,
+			 "--election-ms", ems, NULL };
 	n->pid = spawn(argv, n->log);
 }
 
 /* The node's JSON status field (a number), or -1 when it does not answer. */
-static int64_t proc_status(const struct proc_node *n, int *leader_ready)
+static int64_t proc_status(const struct proc_node *n, int *leader_ready, uint64_t *term)
 {
 	char body[8192];
 	int st = 0;
@@ -278,11 +289,14 @@ static int64_t proc_status(const struct proc_node *n, int *leader_ready)
 	    st != 200)
 		return -1;
 	*leader_ready = strstr(body, "\"role\":\"leader\",\"ready\":true") != NULL;
+	const char *tm = strstr(body, "\"term\":");
+	if (term && tm && strtoull(tm + 7, NULL, 10) > *term)
+		*term = strtoull(tm + 7, NULL, 10);
 	const char *c = strstr(body, "\"commit_seq\":");
 	return c ? (int64_t)strtoull(c + 13, NULL, 10) : -1;
 }
 
-static void run_failover(const struct opts *o, uint64_t *fo, unsigned *nfo)
+static void run_failover(struct opts *o, uint64_t *fo, unsigned *nfo)
 {
 	char key[PATH_MAX + 64], peers[256], rr[64];
 	snprintf(key, sizeof(key), "%s/key", g_root);
@@ -316,7 +330,7 @@ static void run_failover(const struct opts *o, uint64_t *fo, unsigned *nfo)
 		int64_t c0 = -1;
 		for (int t = 0; t < 500 && who < 0; t++) {
 			for (int i = 0; i < 3 && who < 0; i++) {
-				int64_t c = proc_status(&nodes[i], &ready);
+				int64_t c = proc_status(&nodes[i], &ready, NULL);
 				if (ready)
 					who = i, c0 = c;
 			}
@@ -335,7 +349,7 @@ static void run_failover(const struct opts *o, uint64_t *fo, unsigned *nfo)
 			for (int i = 0; i < 3 && !got; i++) {
 				if (i == who)
 					continue;
-				int64_t c = proc_status(&nodes[i], &ready);
+				int64_t c = proc_status(&nodes[i], &ready, NULL);
 				if (ready && c > c0)
 					got = 1;
 			}
@@ -348,6 +362,12 @@ static void run_failover(const struct opts *o, uint64_t *fo, unsigned *nfo)
 		progress("failover %u: node %d killed, first new commit after %.0f ms%s\n", k + 1,
 			 who + 1, (double)ns / 1e6, got ? "" : " (none within 10 s)");
 		start_proc(&nodes[who], who + 1, o, peers, key, rr);
+	}
+	/* Elections beyond one per kill were spurious (a follower that missed heartbeats). */
+	usleep(1000000);
+	for (int i = 0; i < 3; i++) {
+		int ready;
+		proc_status(&nodes[i], &ready, &o->max_term);
 	}
 	kill(feed, SIGKILL);
 	waitpid(feed, NULL, 0);
@@ -362,7 +382,8 @@ static void run_failover(const struct opts *o, uint64_t *fo, unsigned *nfo)
 static void usage(void)
 {
 	fprintf(stderr, "usage: bench_cluster [--messages N] [--rate MSG/S] [--seconds S] "
-			"[--kills K] [--snapshot-entries N] [--dir DIR] [--bin DIR] [--json]\n");
+			"[--kills K] [--snapshot-entries N] [--election-ms MS] [--dir DIR] "
+			"[--bin DIR] [--json]\n");
 	exit(2);
 }
 
@@ -387,6 +408,8 @@ int main(int argc, char **argv)
 			o.seconds = atof(v);
 		else if (!strcmp(a, "--snapshot-entries"))
 			o.snapshot_entries = (unsigned)strtoul(v, NULL, 10);
+		else if (!strcmp(a, "--election-ms"))
+			o.election_ms = (unsigned)strtoul(v, NULL, 10);
 		else if (!strcmp(a, "--kills"))
 			o.kills = (unsigned)strtoul(v, NULL, 10);
 		else if (!strcmp(a, "--dir"))
@@ -445,8 +468,11 @@ int main(int argc, char **argv)
 			       "\"over_5ms\":%.4f}", names[i], rs[i]->tput, rs[i]->rate,
 			       rs[i]->p50 / 1e3, rs[i]->p99 / 1e3, rs[i]->max / 1e3,
 			       rs[i]->over5);
-		printf(",\"failover\":{\"kills\":%u,\"measured\":%u,\"p50_ms\":%.1f,\"p99_ms\":%.1f}}\n",
-		       o.kills, nfo, pct(fo, nfo, 0.5) / 1e6, pct(fo, nfo, 0.99) / 1e6);
+		printf(",\"cluster_elections\":%" PRIu64, cluster.terms);
+		printf(",\"failover\":{\"kills\":%u,\"measured\":%u,\"p50_ms\":%.1f,\"p99_ms\":%.1f,"
+		       "\"election_ms\":%u,\"final_term\":%" PRIu64 "}}\n", o.kills, nfo,
+		       pct(fo, nfo, 0.5) / 1e6, pct(fo, nfo, 0.99) / 1e6,
+		       o.election_ms ? o.election_ms : 200, o.max_term);
 	} else {
 		say("bench_cluster: %ld CPUs (%s), %s; %" PRIu64 " messages; paced at %" PRIu64
 		       " msg/s in 1 ms batches\n", m.nproc, m.cpu, m.fs, o.messages, o.rate);
@@ -458,10 +484,13 @@ int main(int argc, char **argv)
 			printf("%-28s %14.0f %14.0f %10.2f ms %10.2f ms %10.2f ms %7.2f%%\n",
 			       names[i], rs[i]->tput, rs[i]->rate, rs[i]->p50 / 1e6,
 			       rs[i]->p99 / 1e6, rs[i]->max / 1e6, rs[i]->over5 * 100);
+		printf("elections during the cluster's runs: %" PRIu64 "\n", cluster.terms);
 		if (o.kills)
 			printf("failover (SIGKILL of the leader to the first new commit): %u of %u "
-			       "measured, p50 %.0f ms, p99 %.0f ms\n", nfo, o.kills,
-			       pct(fo, nfo, 0.5) / 1e6, pct(fo, nfo, 0.99) / 1e6);
+			       "measured, p50 %.0f ms, p99 %.0f ms (election timeout %u ms; final "
+			       "term %" PRIu64 " after %u kills)\n", nfo, o.kills,
+			       pct(fo, nfo, 0.5) / 1e6, pct(fo, nfo, 0.99) / 1e6,
+			       o.election_ms ? o.election_ms : 200, o.max_term, o.kills);
 	}
 	free(fo);
 	free(bytes);

@@ -68,7 +68,7 @@ static void usage(FILE *f)
 		"                        raft address with port + 1000); --data-bind HOST:PORT\n"
 		"                        listen for it here instead\n"
 		"  --admin HOST:PORT     GET /status (JSON), POST /cluster/add|remove|transfer\n"
-		"  --election-ms MS      raft election timeout (300); --heartbeat-ms MS (50)\n"
+		"  --election-ms MS      raft election timeout (200); --heartbeat-ms MS (50)\n"
 		"  --snapshot-entries N  raft entries between snapshots (4096)\n"
 		"  --raft-segment-mb N   raft log segment size (64; raft_uv stalls appends briefly\n"
 		"                        at each new segment)\n"

@@ -51,7 +51,7 @@ struct sl_node {
 	uint8_t key[SL_AUTH_MAX_KEY];
 	size_t key_len;
 	struct sl_snapsrv *snapsrv;
-	uint64_t last_snap_id;      /* raft's thread */
+	uint64_t last_snap_id;      /* __atomic */
 
 	struct sl_repl *repl;
 	struct sl_db *db;
@@ -342,10 +342,14 @@ static int snap_take(void *arg, uint64_t *checkpoint, void **desc, size_t *len)
 	struct sl_node *n = arg;
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	uint64_t id = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-	if (id <= n->last_snap_id)
-		id = n->last_snap_id + 1;
-	n->last_snap_id = id;
+	uint64_t id = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec, last;
+	/* Raft's thread and the snapshot channel's (pin_now) both make snapshots. */
+	last = __atomic_load_n(&n->last_snap_id, __ATOMIC_RELAXED);
+	do {
+		if (id <= last)
+			id = last + 1;
+	} while (!__atomic_compare_exchange_n(&n->last_snap_id, &last, id, 0, __ATOMIC_RELAXED,
+					      __ATOMIC_RELAXED));
 	char dir[4300];
 	snprintf(dir, sizeof(dir), "%s/%016" PRIx64, n->snap_root, id);
 	if (mkdir(dir, 0755) && errno != EEXIST)
@@ -362,6 +366,18 @@ static int snap_take(void *arg, uint64_t *checkpoint, void **desc, size_t *len)
 		remove_dir(dir);
 	else
 		prune_snapshots(n, 4);
+	return r;
+}
+
+/* The snapshot channel's thread, for a peer whose snapshot's files are gone: this node's
+ * current tables as a new snapshot (no records: the asker applies those from its own). */
+static int pin_now(void *arg)
+{
+	uint64_t cp;
+	void *desc = NULL;
+	size_t len = 0;
+	int r = snap_take(arg, &cp, &desc, &len);
+	free(desc);
 	return r;
 }
 
@@ -1002,7 +1018,7 @@ static int start_raft(struct sl_node *n, const uint8_t *key, size_t key_len)
 		return fail(r, "raft");
 	n->raft_init = 1;
 	n->raft.data = n;
-	raft_set_election_timeout(&n->raft, c->election_ms ? c->election_ms : 300);
+	raft_set_election_timeout(&n->raft, c->election_ms ? c->election_ms : 200);
 	raft_set_heartbeat_timeout(&n->raft, c->heartbeat_ms ? c->heartbeat_ms : 50);
 	raft_set_pre_vote(&n->raft, true);
 	raft_set_snapshot_threshold(&n->raft, c->snapshot_threshold ? c->snapshot_threshold :
@@ -1127,6 +1143,7 @@ int sl__node_open(const struct sl_node_config *nc, const struct sl_options *o,
 	struct sl_repl_snap_ops so = { snap_take, snap_install, n };
 	sl__repl_set_snap_ops(n->repl, &so);
 	sl__snapsrv_set_info(n->snapsrv, node_info, n);
+	sl__snapsrv_set_pin(n->snapsrv, pin_now, n);
 	if ((r = check_fresh_start(n)))
 		goto out_free;
 	if ((r = start_raft(n, key, key_len)))

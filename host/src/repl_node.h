@@ -21,7 +21,7 @@ struct sl_node_config {
 	const char *raft_bind;     /* listen here (IPv4 HOST:PORT, same port) instead of this
 				      node's address in peers */
 	const char *admin;         /* serve the admin endpoint here (NULL: none) */
-	unsigned election_ms;      /* raft election timeout (300) */
+	unsigned election_ms;      /* raft election timeout (200) */
 	unsigned heartbeat_ms;     /* (50) */
 	unsigned snapshot_threshold, snapshot_trailing; /* entries (4096; a quarter of the
 							    threshold, at most 1024) */

@@ -251,6 +251,8 @@ struct sl_snapsrv {
 	unsigned damage;
 	int (*info)(void *arg, uint64_t *applied_seq, uint64_t *term);
 	void *info_arg;
+	int (*pin)(void *arg);
+	void *pin_arg;
 	struct sl_snapsrv_stats st;
 };
 
@@ -322,6 +324,12 @@ static int serve_file(struct sl_snapsrv *s, int fd, const struct request *rq, ui
 static int serve_latest(struct sl_snapsrv *s, int fd, uint8_t *buf)
 {
 	struct reply rp = { .status = -ENOENT };
+	pthread_mutex_lock(&s->mu);
+	int (*pin)(void *) = s->pin;
+	void *parg = s->pin_arg;
+	pthread_mutex_unlock(&s->mu);
+	if (pin)
+		pin(parg); /* a fresh one (best effort): the newest is what the asker wants */
 	char best[32] = "";
 	DIR *d = opendir(s->root);
 	struct dirent *e;
@@ -550,6 +558,14 @@ void sl__snapsrv_set_info(struct sl_snapsrv *s,
 	pthread_mutex_lock(&s->mu);
 	s->info = info;
 	s->info_arg = arg;
+	pthread_mutex_unlock(&s->mu);
+}
+
+void sl__snapsrv_set_pin(struct sl_snapsrv *s, int (*pin)(void *arg), void *arg)
+{
+	pthread_mutex_lock(&s->mu);
+	s->pin = pin;
+	s->pin_arg = arg;
 	pthread_mutex_unlock(&s->mu);
 }
 

@@ -57,6 +57,9 @@ void sl__snapsrv_get_stats(struct sl_snapsrv *s, struct sl_snapsrv_stats *out);
 /* What op 2 (info) answers: this node's applied sequence and raft term (0 or -errno). */
 void sl__snapsrv_set_info(struct sl_snapsrv *s,
 			  int (*info)(void *arg, uint64_t *applied_seq, uint64_t *term), void *arg);
+/* Called before op 3 answers: pin the node's current tables as a new snapshot (so the asker
+ * gets the newest state there is, not the last periodic snapshot). */
+void sl__snapsrv_set_pin(struct sl_snapsrv *s, int (*pin)(void *arg), void *arg);
 /* Tests: flip one bit in the data of every chunk number n (1-based) it sends after now (0: never). */
 void sl__snapsrv_damage_chunk(struct sl_snapsrv *s, unsigned n);
 
