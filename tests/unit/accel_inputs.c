@@ -13,6 +13,7 @@
 
 #include "accel_inputs.h"
 #include "block.h"
+#include "bloom.h"
 #include "sluice.h"
 
 uint64_t rng_state;
@@ -607,4 +608,165 @@ void merge_vs_corrupt(struct sl_accel *dev, struct sl_accel *ref, int rounds)
 	p[0] ^= 1;
 	for (int i = 0; i < 5; i++)
 		trun_free(&runs[i]);
+}
+
+/* ---- CRC32C and bloom filters, a device backend against a reference --------------------------- */
+
+void crc_vs(struct sl_accel *dev, struct sl_accel *ref, const struct sl_accel_buf *b, size_t n)
+{
+	uint32_t *x = malloc((n + 1) * 4), *y = malloc((n + 1) * 4);
+	assert_true(x && y);
+	memset(x, 0x11, (n + 1) * 4);
+	memset(y, 0x11, (n + 1) * 4);
+	assert_int_equal(sl__accel_crc32c_batch(dev, b, n, x), 0);
+	assert_int_equal(sl__accel_crc32c_batch(ref, b, n, y), 0);
+	assert_memory_equal(x, y, (n + 1) * 4);
+	free(x);
+	free(y);
+}
+
+void crc_vs_cases(struct sl_accel *dev, struct sl_accel *ref, int rounds)
+{
+	size_t big = (1u << 20) + 4099;
+	uint8_t *data = malloc(big + 64);
+	assert_non_null(data);
+	for (size_t i = 0; i < big + 64; i++)
+		data[i] = (uint8_t)rnd();
+	/* The check value, empty and NULL buffers, one byte, unaligned odd lengths across the
+	 * chunk size, one buffer of a MiB and more. */
+	struct sl_accel_buf fixed[] = {
+		{ "123456789", 9 }, { NULL, 0 },	{ data + 1, 1 },
+		{ data + 3, 2047 }, { data + 5, 2048 }, { data + 7, 2049 },
+		{ data + 9, 4097 }, { data + 11, big }, { data, 0 },
+	};
+	crc_vs(dev, ref, fixed, sizeof(fixed) / sizeof(fixed[0]));
+	uint32_t c;
+	assert_int_equal(sl__accel_crc32c_batch(dev, fixed, 1, &c), 0);
+	assert_int_equal(c, 0xE3069283u);
+	crc_vs(dev, ref, fixed, 0);
+	/* Random batches, one large (20000 small buffers, as a commit of log records is). */
+	for (int round = 0; round < rounds; round++) {
+		size_t n = round == 0 ? 20000 : 1 + rnd() % 300;
+		struct sl_accel_buf *b = malloc(n * sizeof(*b));
+		assert_non_null(b);
+		for (size_t i = 0; i < n; i++) {
+			size_t len = rnd() % 8 == 0 ? rnd() % 20000 : rnd() % 80;
+			b[i].len = len;
+			b[i].data = data + rnd() % (big - len);
+		}
+		crc_vs(dev, ref, b, n);
+		free(b);
+	}
+	free(data);
+}
+
+void bloom_build_vs(struct sl_accel *dev, struct sl_accel *ref, int rounds)
+{
+	for (int round = 0; round < rounds; round++) {
+		size_t n = round == 0 ? 0 : round == 1 ? 1 : rnd() % 5000;
+		size_t size = SL_BLOOM_BLOCK * (round == 2 ? 1 : 1 + rnd() % 300);
+		uint32_t k = round < 4 ? (round == 3 ? 64 : 1) : 1 + (uint32_t)(rnd() % 20);
+		uint64_t *h = malloc((n + 1) * 8);
+		uint8_t *x = malloc(size), *y = malloc(size);
+		assert_true(h && x && y);
+		for (size_t i = 0; i < n; i++)
+			h[i] = rnd();
+		/* Bits already set stay set. */
+		for (size_t i = 0; i < size; i++)
+			x[i] = y[i] = rnd() % 4 ? 0 : (uint8_t)rnd();
+		assert_int_equal(sl__accel_bloom_build(dev, h, n, k, x, size), 0);
+		assert_int_equal(sl__accel_bloom_build(ref, h, n, k, y, size), 0);
+		assert_memory_equal(x, y, size);
+		free(h);
+		free(x);
+		free(y);
+	}
+	/* The refusals are cpu's. */
+	uint64_t h = 1;
+	uint8_t f[128] = { 0 };
+	static const struct {
+		size_t n, size;
+		uint32_t k;
+		int null_h, null_f;
+	} bad[] = {
+		{ 1, 100, 6, 0, 0 }, { 1, 128, 0, 0, 0 }, { 1, 128, 65, 0, 0 },
+		{ 1, 128, 6, 1, 0 }, { 1, 128, 6, 0, 1 }, { 0, 0, 6, 1, 1 },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const uint64_t *hp = bad[i].null_h ? NULL : &h;
+		uint8_t *fp = bad[i].null_f ? NULL : f;
+		assert_int_equal(
+			sl__accel_bloom_build(dev, hp, bad[i].n, bad[i].k, fp, bad[i].size),
+			sl__accel_bloom_build(ref, hp, bad[i].n, bad[i].k, fp, bad[i].size));
+	}
+}
+
+void bloom_probe_vs(struct sl_accel *dev, struct sl_accel *ref, int rounds)
+{
+	enum { NF = 7 };
+	struct sl_accel_filter f[NF];
+	uint8_t *bits[NF];
+	uint64_t *keys[NF];
+	size_t nkeys[NF];
+	for (int i = 0; i < NF; i++) {
+		/* Sizes 0 and 32 (below a block: rule nothing out), k 0 (likewise), a 4-block
+		 * filter with a ragged tail, then ordinary ones. */
+		size_t size = i == 0   ? 0
+			      : i == 1 ? 32
+			      : i == 3 ? 4 * 64 + 17
+				       : 64 * (1 + rnd() % 200);
+		nkeys[i] = 50 + rnd() % 2000;
+		bits[i] = calloc(1, size + 1);
+		keys[i] = malloc(nkeys[i] * 8);
+		assert_true(bits[i] && keys[i]);
+		f[i] = (struct sl_accel_filter){ bits[i], size,
+						 i == 2 ? 0 : 1 + (uint32_t)(rnd() % 12) };
+		for (size_t j = 0; j < nkeys[i]; j++)
+			keys[i][j] = rnd();
+		if (size >= 64)
+			sl__bloom_add(bits[i], size / 64 * 64, keys[i], nkeys[i],
+				      f[i].k ? f[i].k : 1);
+	}
+	for (int round = 0; round < rounds; round++) {
+		size_t n = round == 0 ? 1 : rnd() % 6000;
+		uint64_t *h = malloc((n + 1) * 8);
+		uint32_t *which = malloc((n + 1) * 4);
+		uint8_t *x = malloc(n + 1), *y = malloc(n + 1);
+		assert_true(h && which && x && y);
+		for (size_t i = 0; i < n; i++) {
+			which[i] = (uint32_t)(rnd() % NF);
+			/* Half present keys, half random ones. */
+			h[i] = rnd() % 2 ? keys[which[i]][rnd() % nkeys[which[i]]] : rnd();
+		}
+		const uint32_t *w = round % 3 == 0 ? NULL : which;
+		const struct sl_accel_filter *ff = w ? f : &f[3 + round % 4];
+		memset(x, 7, n + 1);
+		memset(y, 7, n + 1);
+		assert_int_equal(sl__accel_bloom_probe(dev, ff, w ? NF : 1, w, h, n, x), 0);
+		assert_int_equal(sl__accel_bloom_probe(ref, ff, w ? NF : 1, w, h, n, y), 0);
+		assert_memory_equal(x, y, n + 1);
+		/* A which[] past the filters: -EINVAL, nothing written. */
+		if (n) {
+			which[n / 2] = NF;
+			assert_int_equal(sl__accel_bloom_probe(dev, f, NF, which, h, n, x),
+					 -EINVAL);
+			assert_int_equal(sl__accel_bloom_probe(ref, f, NF, which, h, n, y),
+					 -EINVAL);
+			assert_memory_equal(x, y, n + 1);
+		}
+		free(h);
+		free(which);
+		free(x);
+		free(y);
+	}
+	uint8_t o;
+	uint64_t h = 5;
+	assert_int_equal(sl__accel_bloom_probe(dev, f, 0, NULL, &h, 1, &o), -EINVAL);
+	assert_int_equal(sl__accel_bloom_probe(dev, NULL, 1, NULL, &h, 1, &o), -EINVAL);
+	assert_int_equal(sl__accel_bloom_probe(dev, f, 1, NULL, NULL, 1, &o), -EINVAL);
+	assert_int_equal(sl__accel_bloom_probe(dev, f, 1, NULL, &h, 0, &o), 0);
+	for (int i = 0; i < NF; i++) {
+		free(bits[i]);
+		free(keys[i]);
+	}
 }

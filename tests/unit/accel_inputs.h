@@ -98,4 +98,16 @@ void merge_vs_random_round(struct sl_accel *dev, struct sl_accel *ref, int round
 void merge_vs_cases(struct sl_accel *dev, struct sl_accel *ref);
 void merge_vs_corrupt(struct sl_accel *dev, struct sl_accel *ref, int rounds);
 
+/* CRC32C and bloom filters on dev against ref, the same answers byte for byte. crc_vs: one
+ * batch. crc_vs_cases: the check value, empty and NULL buffers, unaligned lengths across the
+ * chunk size, a MiB and more, then rounds of random batches (the first of 20000 buffers).
+ * bloom_build_vs: rounds of random builds over filters with bits already set, then every
+ * refusal (the same return on both). bloom_probe_vs: seven filters (sizes 0 and 32, k 0, a
+ * ragged tail, ordinary ones), rounds of batches over them or one of them, a which[] past the
+ * filters, then dev's refusals. */
+void crc_vs(struct sl_accel *dev, struct sl_accel *ref, const struct sl_accel_buf *b, size_t n);
+void crc_vs_cases(struct sl_accel *dev, struct sl_accel *ref, int rounds);
+void bloom_build_vs(struct sl_accel *dev, struct sl_accel *ref, int rounds);
+void bloom_probe_vs(struct sl_accel *dev, struct sl_accel *ref, int rounds);
+
 #endif
