@@ -337,16 +337,16 @@ static int serve_latest(struct sl_snapsrv *s, int fd, uint8_t *buf)
 		char path[4200];
 		if (strlen(e->d_name) != 16 || strcmp(e->d_name, best) <= 0)
 			continue;
-		snprintf(path, sizeof(path), "%s/%s/DESC", s->root, e->d_name);
+		snprintf(path, sizeof(path), "%.4000s/%.16s/DESC", s->root, e->d_name);
 		if (access(path, R_OK) == 0)
-			snprintf(best, sizeof(best), "%s", e->d_name);
+			snprintf(best, sizeof(best), "%.16s", e->d_name);
 	}
 	if (d)
 		closedir(d);
 	ssize_t got = 0;
 	if (best[0]) {
 		char path[4200];
-		snprintf(path, sizeof(path), "%s/%s/DESC", s->root, best);
+		snprintf(path, sizeof(path), "%.4000s/%.16s/DESC", s->root, best);
 		int f = open(path, O_RDONLY | O_CLOEXEC);
 		got = f >= 0 ? pread(f, buf, CHUNK, 0) : -1;
 		if (f >= 0)
