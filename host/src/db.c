@@ -1298,6 +1298,11 @@ int sl__db_flush_quiesced(struct sl_db *db)
 	return sl__store_wait_flushed(db->st, last);
 }
 
+void sl__db_request_flush(struct sl_db *db)
+{
+	sl__store_request_rotate(db->st, ck_pr_load_64(&db->applied_seq));
+}
+
 int sl__db_pin_tables(struct sl_db *db, const char *dst_dir, struct sl_table_info **out,
 		      size_t *n, uint64_t *checkpoint)
 {

@@ -28,6 +28,10 @@ int sl__db_flush_quiesced(struct sl_db *db);
  * the tables in src_dir as of checkpoint (> what was applied): what was applied is flushed
  * first, then the table set is replaced in one manifest edit; the log's thread goes on applying
  * after checkpoint. 0 or an error (the state is as it was). */
+/* Cluster mode: rotate the memtable at the next apply, so what was applied reaches tables
+ * soon (returns at once). */
+void sl__db_request_flush(struct sl_db *db);
+
 struct sl_table_info;
 int sl__db_pin_tables(struct sl_db *db, const char *dst_dir, struct sl_table_info **out,
 		      size_t *n, uint64_t *checkpoint);

@@ -21,6 +21,7 @@
 #define CHUNK_BYTES (1u << 20)
 #define SNAP_HDR    40u
 #define SNAP_VERSION 2
+#define SNAP_TAIL_MAX (8u << 20)
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "wire integers are little-endian");
 
@@ -101,6 +102,7 @@ struct sl_repl {
 	int bound;
 	struct sl_repl_snap_ops snap;
 	struct snap_job job;        /* raft runs one snapshot at a time */
+	uint64_t flush_asked_ns;    /* raft's thread: when a snapshot asked for a flush first */
 
 	/* mu guards everything below up to the committed store; cv: applied_seq advanced,
 	 * room freed, or the role changed. */
@@ -384,6 +386,24 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
 	*n_bufs = 0;
 	memset(j, 0, sizeof(*j));
 	pthread_mutex_lock(&r->cmu);
+	/* Records not in tables yet would be copied into the snapshot and written again: past a
+	 * few MiB, flush them to tables first (work a flush does anyway) and take the snapshot
+	 * once that is done; raft asks again at its next apply. A flush that does not finish in
+	 * 10 s (a full disk) does not hold snapshots back. */
+	if (r->snap.flush && r->retained_bytes > SNAP_TAIL_MAX) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+		if (!r->flush_asked_ns) {
+			r->flush_asked_ns = now;
+			r->snap.flush(r->snap.arg);
+		}
+		if (now - r->flush_asked_ns < 10000000000ull) {
+			pthread_mutex_unlock(&r->cmu);
+			return RAFT_BUSY;
+		}
+	}
+	r->flush_asked_ns = 0;
 	if (r->snap.take) {
 		int rc = r->snap.take(r->snap.arg, &j->checkpoint, &j->desc, &j->dlen);
 		if (rc < 0) {
@@ -458,7 +478,8 @@ static int fsm_snapshot_async(struct raft_fsm *fsm, struct raft_buffer *bufs[],
 		return RAFT_NOMEM;
 	}
 	size_t off = SNAP_HDR;
-	memcpy(p + off, j->desc, j->dlen);
+	if (j->dlen)
+		memcpy(p + off, j->desc, j->dlen);
 	memset(p + off + j->dlen, 0, ((j->dlen + 7) & ~(size_t)7) - j->dlen);
 	off += (j->dlen + 7) & ~(size_t)7;
 	for (size_t i = 0; i < j->n; i++) {

@@ -94,6 +94,8 @@ struct sl_repl_snap_ops {
 	int (*take)(void *arg, uint64_t *checkpoint, void **desc, size_t *len);
 	int (*install)(void *arg, const void *desc, size_t len, uint64_t checkpoint,
 		       uint64_t *installed);
+	void (*flush)(void *arg);   /* optional: start writing what was applied to tables (do
+				       not wait); a snapshot asks before copying a big tail */
 	void *arg;
 };
 void sl__repl_set_snap_ops(struct sl_repl *r, const struct sl_repl_snap_ops *ops);

@@ -369,6 +369,12 @@ static int snap_take(void *arg, uint64_t *checkpoint, void **desc, size_t *len)
 	return r;
 }
 
+static void snap_flush(void *arg)
+{
+	struct sl_node *n = arg;
+	sl__db_request_flush(n->db);
+}
+
 /* The snapshot channel's thread, for a peer whose snapshot's files are gone: this node's
  * current tables as a new snapshot (no records: the asker applies those from its own). */
 static int pin_now(void *arg)
@@ -653,9 +659,21 @@ static void start_op(struct sl_node *n)
 	n->change.data = n;
 	n->transfer.data = n;
 	switch (op) {
-	case OP_ADD:
-		r = raft_add(&n->raft, &n->change, n->op_id, n->op_address, added);
+	case OP_ADD: {
+		/* Again after an add that reported an error but went through (a leader change
+		 * under way): a member already is one; promote it if it is not a voter yet. */
+		const struct raft_server *sv = NULL;
+		for (unsigned i = 0; i < n->raft.configuration.n; i++)
+			if (n->raft.configuration.servers[i].id == n->op_id)
+				sv = &n->raft.configuration.servers[i];
+		if (sv && sv->role == RAFT_VOTER && !strcmp(sv->address, n->op_address))
+			op_finish(n, 0);
+		else if (sv && !strcmp(sv->address, n->op_address))
+			r = raft_assign(&n->raft, &n->change, n->op_id, RAFT_VOTER, assigned);
+		else
+			r = raft_add(&n->raft, &n->change, n->op_id, n->op_address, added);
 		break;
+	}
 	case OP_REMOVE:
 		r = raft_remove(&n->raft, &n->change, n->op_id, removed);
 		break;
@@ -1140,7 +1158,7 @@ int sl__node_open(const struct sl_node_config *nc, const struct sl_options *o,
 			nc->data_bind ? nc->data_bind : daddr, sl_strerror(r));
 		goto out_free;
 	}
-	struct sl_repl_snap_ops so = { snap_take, snap_install, n };
+	struct sl_repl_snap_ops so = { snap_take, snap_install, snap_flush, n };
 	sl__repl_set_snap_ops(n->repl, &so);
 	sl__snapsrv_set_info(n->snapsrv, node_info, n);
 	sl__snapsrv_set_pin(n->snapsrv, pin_now, n);

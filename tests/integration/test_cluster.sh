@@ -168,12 +168,25 @@ while [ $kills -lt "$ROUNDS" ] && [ $r -lt $((ROUNDS * 3)) ]; do
 	echo "round $r: killed node $leader$others, node $new leads after $((t1 - t0)) ms"
 	start_node "$leader"
 	for o in $others; do start_node "$o"; done
-	if [ $kills = $((ROUNDS / 2)) ] && [ "$new" != 0 ]; then
+	wipe_at=$((ROUNDS / 2))
+	[ $wipe_at -lt 2 ] && wipe_at=2
+	if [ $kills = $wipe_at ] && [ "$new" != 0 ]; then
 		# A follower loses its directory. A voter that forgot its votes could elect a
 		# second leader in a term, so it rejoins as a new member: removed, restarted
 		# empty with --join, added back (`cluster add` returns once it has caught up,
 		# by snapshot here, and is a voter again), all while ingest goes on.
 		wiped=$((new % NODES + 1))
+		# Every other node up again first (the ones just killed are restarting).
+		t=0
+		while [ $t -lt 150 ]; do
+			up=0
+			for i in $IDS; do
+				[ "$i" = "$wiped" ] || [ -n "$(status "$i")" ] && up=$((up + 1))
+			done
+			[ "$up" = "$NODES" ] && break
+			sleep 0.1
+			t=$((t + 1))
+		done
 		eval "victim=\$pid$wiped"
 		kill -9 "$victim"
 		wait "$victim" 2>/dev/null
@@ -189,18 +202,18 @@ while [ $kills -lt "$ROUNDS" ] && [ $r -lt $((ROUNDS * 3)) ]; do
 		# leader: "server ID is not valid" then means it is done.)
 		try=0
 		until "$BIN/sluice" cluster remove --admin "$(admin "$(leader_or "$new")")" "$wiped" \
-			>>"$tmp/wipe-remove.txt" 2>&1 || [ $try -ge 20 ] ||
+			>>"$tmp/wipe-remove.txt" 2>&1 || [ $try -ge 40 ] ||
 			grep -q "ID is not valid" "$tmp/wipe-remove.txt"; do
 			try=$((try + 1))
-			sleep 0.3
+			sleep 0.5
 		done
 		start_node "$wiped" --join
 		try=0
 		until "$BIN/sluice" cluster add --admin "$(admin "$(leader_or "$new")")" "$wiped" \
 			"127.0.0.1:$((base + 10 + wiped))" >>"$tmp/wipe-add.txt" 2>&1 ||
-			[ $try -ge 10 ]; do
+			[ $try -ge 40 ]; do
 			try=$((try + 1))
-			sleep 0.3
+			sleep 0.5
 		done
 		echo "round $r: node $wiped lost its directory; removed, restarted empty, added" \
 			"back: $(tr -d '\n' <"$tmp/wipe-remove.txt") $(tr -d '\n' <"$tmp/wipe-add.txt")"
